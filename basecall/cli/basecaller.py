@@ -1,0 +1,139 @@
+"""`basecall basecaller`: pod5 / fast5 files and folders → FASTQ + per-read summary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import click
+
+from basecall.cli import configure_logging, logging_options
+from basecall.errors import ExitCode, InputError
+
+log = logging.getLogger("basecall.cli")
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-m", "--model", "model_name", metavar="NAME|DIR", help="Shipped model name or model directory.")
+@click.option("-o", "--output", default="-", show_default=True, help="FASTQ path ('.gz' compresses) or - for stdout.")
+@click.option("--summary", "summary_path", metavar="PATH", help="Per-read summary TSV. [default: OUTPUT's name with .summary.tsv; none for stdout]")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Chunks per forward pass. [default: from the model]")
+@click.option("--chunksize", type=click.IntRange(min=1), help="Chunk length in samples. [default: from the model]")
+@click.option("--overlap", type=click.IntRange(min=0), help="Chunk overlap in samples. [default: from the model]")
+@click.option("--read-ids", type=click.Path(exists=True, dir_okay=False), help="Only these reads (one id per line).")
+@click.option("--min-qscore", type=click.FloatRange(min=0), help="Filter reads with a lower mean qscore. [default: from the model]")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Look for reads in sub-folders.")
+@logging_options
+def basecaller(
+    inputs: tuple[str, ...],
+    model_name: str | None,
+    output: str,
+    summary_path: str | None,
+    device: str,
+    batch_size: int | None,
+    chunksize: int | None,
+    overlap: int | None,
+    read_ids: str | None,
+    min_qscore: float | None,
+    recursive: bool,
+    quiet: bool,
+    verbose: bool,
+    debug: bool,
+) -> None:
+    """Basecall INPUT files and folders (.pod5, .fast5) into FASTQ.
+
+    Exit status: 0 when every read was called or filtered, 3 when any file or read failed (each is named on
+    stderr and has a row in the summary), 1 when the run could not start, 130 on Ctrl-C.
+    """
+    configure_logging(quiet, verbose)
+    from basecall.errors import ModelError
+    from basecall.model import load_model, resolve_device
+    from basecall.pipeline import basecall_reads
+    from basecall.readers import open_reads
+    from basecall.writers import FastqWriter, SummaryWriter, write_results
+
+    if model_name is None:
+        raise ModelError("no model given: pass --model DIR (no trained model is shipped yet; see `basecall models`)")
+    torch_device = resolve_device(device)
+    loaded = load_model(model_name, torch_device)
+    config = loaded.config.with_basecaller(
+        chunksize=chunksize, overlap=overlap, batch_size=batch_size, min_qscore=min_qscore
+    )
+    settings = config.basecaller
+    log.info(
+        "model %s (%s, %d Hz) on %s; chunksize %d, overlap %d, batch size %d",
+        loaded.name, config.info.chemistry, config.info.sample_rate_hz, torch_device,
+        settings.chunksize, settings.overlap, settings.batch_size,
+    )  # fmt: skip
+    selected = _load_read_ids(read_ids) if read_ids else None
+    reads = _warn_sample_rate(open_reads(inputs, selected, recursive), config.info.sample_rate_hz)
+    if summary_path is None and output != "-":
+        summary_path = _default_summary(output)
+
+    progress = _progress(quiet)
+    started = time.perf_counter()
+    summary_writer = SummaryWriter(summary_path) if summary_path else nullcontext()
+    with FastqWriter(output, loaded.name) as fastq, summary_writer as summary, progress:
+        results = basecall_reads(loaded.model, reads, settings, torch_device)
+        tally = write_results(results, fastq, summary, settings.min_qscore, on_result=_advance(progress))
+    seconds = time.perf_counter() - started
+    if not quiet:
+        click.echo(
+            f"basecall: {tally.called} reads called, {tally.filtered} filtered, {tally.failed} failed "
+            f"in {seconds:.1f} s ({tally.n_samples / seconds:,.0f} samples/s)"
+            + (f"; summary: {summary_path}" if summary_path else ""),
+            err=True,
+        )
+    if tally.failed:
+        click.get_current_context().exit(ExitCode.READS_FAILED)
+
+
+def _load_read_ids(path: str) -> set[str]:
+    lines = (line.split()[0] for line in Path(path).read_text().splitlines() if line.strip())
+    ids = {line for line in lines if not line.startswith("#") and line != "read_id"}
+    if not ids:
+        raise InputError(f"{path}: no read ids in this file")
+    return ids
+
+
+def _default_summary(output: str) -> str:
+    name = output[: -len(".gz")] if output.endswith(".gz") else output
+    for suffix in (".fastq", ".fq"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name + ".summary.tsv"
+
+
+def _warn_sample_rate(items: Iterable, model_rate_hz: int) -> Iterator:
+    """Pass reads through, warning once per sample rate that differs from the model's."""
+    warned: set[float] = set()
+    for item in items:
+        rate = getattr(item, "sample_rate_hz", model_rate_hz)
+        if rate != model_rate_hz and rate not in warned:
+            warned.add(rate)
+            log.warning("%s: sampled at %g Hz but the model expects %d Hz", item.path, rate, model_rate_hz)
+        yield item
+
+
+def _progress(quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(unit="sample", unit_scale=True, file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def _advance(progress):
+    reads = 0
+
+    def update(item) -> None:
+        nonlocal reads
+        reads += 1
+        progress.update(item.n_samples or 0)
+        progress.set_postfix(reads=reads, refresh=False)
+
+    return update

@@ -1,0 +1,166 @@
+"""The network: optional strided convolution → Chiron residual blocks → bidirectional LSTMs → linear → log-softmax.
+
+A model directory holds ``config.toml`` and ``weights.safetensors`` (loaded without executing code).
+The strided convolution comes first so the residual blocks, ≈ 70% of the forward time, run on `stride`× fewer
+timesteps; with ``stride = 1`` there is none, as in Chiron.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from basecall.config import ALPHABET, Config, ModelConfig, load_config, save_config
+from basecall.errors import ConfigError, ModelError, one_line
+
+WEIGHTS = "weights.safetensors"
+
+
+class ResidualBlock(nn.Module):
+    """Chiron's residual unit: 1×1 shortcut branch + 1×1 → 3 → 1×1 bottleneck branch, batch norm, ReLU."""
+
+    def __init__(self, in_channels: int, channels: int):
+        super().__init__()
+        self.shortcut = nn.Sequential(nn.Conv1d(in_channels, channels, 1, bias=False), nn.BatchNorm1d(channels))
+        self.body = nn.Sequential(
+            nn.Conv1d(in_channels, channels, 1, bias=False),
+            nn.BatchNorm1d(channels),
+            nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm1d(channels),
+            nn.ReLU(),
+            nn.Conv1d(channels, channels, 1, bias=False),
+            nn.BatchNorm1d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C_in, T) → (N, C, T)
+        return torch.relu(self.shortcut(x) + self.body(x))
+
+
+class Model(nn.Module):
+    """(N, 1, n_samples) normalised signal → (n_samples / stride, N, 5) log-probabilities over blank + ACGT."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        channels = 1
+        if config.stride > 1:
+            k = config.stride_kernel
+            layers += [
+                nn.Conv1d(1, config.cnn_channels, k, stride=config.stride, padding=k // 2, bias=False),
+                nn.BatchNorm1d(config.cnn_channels),
+                nn.ReLU(),
+            ]
+            channels = config.cnn_channels
+        for _ in range(config.residual_blocks):
+            layers.append(ResidualBlock(channels, config.cnn_channels))
+            channels = config.cnn_channels
+        self.encoder = nn.Sequential(*layers)
+        self.rnn = nn.LSTM(channels, config.rnn_size, num_layers=config.rnn_layers, bidirectional=True)
+        self.linear = nn.Linear(2 * config.rnn_size, len(ALPHABET))
+        self._init_forget_gate_bias()
+
+    @property
+    def stride(self) -> int:
+        return self.config.stride
+
+    def _init_forget_gate_bias(self) -> None:
+        """Forget-gate bias 1 (Jozefowicz et al. 2015). PyTorch orders gates i, f, g, o; the two biases add up."""
+        size = self.config.rnn_size
+        for name, bias in self.rnn.named_parameters():
+            if name.startswith("bias_"):
+                with torch.no_grad():
+                    bias[size : 2 * size] = 1.0 if name.startswith("bias_ih") else 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x)  # (N, C, T')
+        h = h.permute(2, 0, 1)  # (T', N, C)
+        h, _ = self.rnn(h)  # (T', N, 2 * rnn_size)
+        return torch.log_softmax(self.linear(h), dim=-1)  # (T', N, 5)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    path: Path
+    config: Config
+    model: Model
+
+
+def shipped_models() -> dict[str, Path]:
+    """Model directories shipped with the package (the repository's ``models/``), by name."""
+    try:
+        root = Path(str(resources.files("basecall.models")))
+    except ModuleNotFoundError:
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "config.toml").is_file()}
+
+
+def resolve_model(name_or_dir: str) -> Path:
+    """A model directory given as a path, or the name of a shipped model."""
+    path = Path(name_or_dir)
+    if path.is_dir():
+        if not (path / "config.toml").is_file():
+            raise ModelError(f"{path}: not a model directory (no config.toml)")
+        return path
+    shipped = shipped_models()
+    if name_or_dir in shipped:
+        return shipped[name_or_dir]
+    known = ", ".join(shipped) or "none shipped yet"
+    raise ModelError(f"{name_or_dir}: no such model directory or shipped model (shipped: {known})")
+
+
+def load_model(name_or_dir: str, device: torch.device | str = "cpu") -> LoadedModel:
+    """Load a model directory (or shipped model) onto `device`, in eval mode."""
+    from safetensors.torch import load_file
+
+    path = resolve_model(name_or_dir)
+    try:
+        config = load_config(path / "config.toml")
+    except ConfigError as e:
+        raise ModelError(str(e)) from e
+    model = Model(config.model)
+    weights = path / WEIGHTS
+    try:
+        state = load_file(weights, device="cpu")
+        model.load_state_dict(state)
+    except FileNotFoundError as e:
+        raise ModelError(f"{weights}: missing weights file") from e
+    except Exception as e:
+        raise ModelError(f"{weights}: weights do not load into the configured network: {one_line(e)}") from e
+    return LoadedModel(name=path.name, path=path, config=config, model=model.to(device).eval())
+
+
+def save_model(model: Model, config: Config, directory: str | Path) -> Path:
+    """Write ``config.toml`` and ``weights.safetensors`` into `directory` (created if needed)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_config(config, directory / "config.toml")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, directory / WEIGHTS)
+    return directory
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} asked for, but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+    elif device.type != "cpu":
+        raise ConfigError(f"unsupported device {name!r} (use auto, cpu, cuda or cuda:N)")
+    return device

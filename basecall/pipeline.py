@@ -1,0 +1,176 @@
+"""Wire the stages together, one thread each, joined by small bounded queues.
+
+    reads ─▶ chunk (normalise + cut) ─▶ model + decode (batches across reads) ─▶ stitch ─▶ consumer (writers)
+
+Order is preserved: every read (or Failure) comes out in the order it went in. A stage that raises hands the
+exception to its consumer, which re-raises it; every stage always ends its queue, so nothing ever hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from basecall.chunker import batch_chunks, chunk_signal
+from basecall.config import ALPHABET, BasecallerConfig
+from basecall.decoder import Decoder, greedy
+from basecall.errors import InputError
+from basecall.records import Batch, CalledRead, ChunkedRead, DecodedBatch, Failure, Read
+from basecall.signal import normalise
+from basecall.stitcher import stitch
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+QUEUE_SIZE = 4
+_END = object()
+
+
+class _Raised:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def in_thread(items: Iterable[T], name: str, maxsize: int = QUEUE_SIZE) -> Iterator[T]:
+    """Iterate `items` on a thread of its own, handing results over a bounded queue.
+
+    An exception in the thread is re-raised in the consumer. If the consumer stops early, the thread stops at its
+    next hand-over and closes `items`, so upstream stages stop too.
+    """
+    handover: queue.Queue = queue.Queue(maxsize)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handover.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                log.debug("queue %s full", name)
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+        except BaseException as e:  # noqa: BLE001 - forwarded to the consumer, which re-raises
+            put(_Raised(e))
+        finally:
+            put(_END)
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    threading.Thread(target=work, name=f"basecall-{name}", daemon=True).start()
+    try:
+        while True:
+            item = handover.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+
+
+def chunk_reads(items: Iterable[Read | Failure], config: BasecallerConfig, stride: int) -> Iterator[ChunkedRead | Failure]:
+    """Normalise and chunk each read; a read that cannot be scaled becomes a Failure."""
+    for index, item in enumerate(items):
+        if isinstance(item, Failure):
+            yield item
+            continue
+        try:
+            signal = normalise(item.signal_pa)
+        except InputError as e:
+            yield Failure(item.path, str(e), read_id=item.read_id, read=item.without_signal(), n_samples=item.n_samples)
+            continue
+        chunks, starts = chunk_signal(signal, config.chunksize, config.overlap, stride)
+        yield ChunkedRead(index, item.without_signal(), item.n_samples, starts, chunks)
+
+
+@torch.inference_mode()
+def decode_batch(model: torch.nn.Module, batch: Batch, device: torch.device, decode: Decoder) -> DecodedBatch:
+    """Model forward and decoding on `device`; only the small per-timestep arrays come back."""
+    x = torch.from_numpy(batch.signal).to(device, non_blocking=True).unsqueeze(1)  # (B, 1, chunksize)
+    with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        log_probs = model(x)  # (T', B, 5)
+    moves, bases, qualities = (t.cpu().numpy() for t in decode(log_probs))  # each (B, T')
+    return DecodedBatch(batch.keys, moves, bases, qualities)
+
+
+def decode_batches(items: Iterable, model: torch.nn.Module, device: torch.device, decode: Decoder) -> Iterator:
+    for item in items:
+        yield decode_batch(model, item, device, decode) if isinstance(item, Batch) else item
+
+
+class _Pending:
+    def __init__(self, item: ChunkedRead | Failure, chunk_timesteps: int):
+        self.item = item
+        self.outputs = None
+        self.remaining = 0
+        if isinstance(item, ChunkedRead):
+            self.outputs = np.zeros((item.n_chunks, chunk_timesteps, 3), np.uint8)  # moves, bases, qualities
+            self.remaining = item.n_chunks
+
+
+def stitch_reads(items: Iterable, chunksize: int, stride: int) -> Iterator[CalledRead | Failure]:
+    """Regroup decoded chunks by read and stitch each read as soon as all its chunks are back, in input order."""
+    pending: deque[_Pending] = deque()
+    by_index: dict[int, _Pending] = {}
+    for item in items:
+        if isinstance(item, DecodedBatch):
+            stacked = np.stack([item.moves, item.bases, item.qualities], axis=-1)  # (B, T', 3)
+            for row, (read_index, chunk_index) in enumerate(item.keys):
+                entry = by_index[read_index]
+                entry.outputs[chunk_index] = stacked[row]
+                entry.remaining -= 1
+        else:
+            entry = _Pending(item, chunksize // stride)
+            pending.append(entry)
+            if isinstance(item, ChunkedRead):
+                by_index[item.index] = entry
+        while pending and pending[0].remaining == 0:
+            done = pending.popleft()
+            if isinstance(done.item, Failure):
+                yield done.item
+            else:
+                del by_index[done.item.index]
+                yield _called_read(done.item, done.outputs, chunksize, stride)
+    if pending:  # an upstream stage ended without sending every chunk: a bug, never silent
+        raise RuntimeError(f"{len(pending)} read(s) still waiting for chunks at the end of the run")
+
+
+_BASES = np.frombuffer(ALPHABET.encode(), np.uint8)
+
+
+def _called_read(chunked: ChunkedRead, outputs: np.ndarray, chunksize: int, stride: int) -> CalledRead:
+    per_timestep = stitch(outputs, chunked.starts, chunksize, chunked.n_samples, stride)  # (n_timesteps, 3)
+    moves = per_timestep[:, 0]
+    starts = moves.astype(bool)
+    sequence = _BASES[per_timestep[starts, 1]].tobytes().decode()
+    return CalledRead(chunked.read, chunked.n_samples, sequence, per_timestep[starts, 2].copy(), moves.copy(), stride)
+
+
+def basecall_reads(
+    model: torch.nn.Module,
+    reads: Iterable[Read | Failure],
+    config: BasecallerConfig,
+    device: torch.device | str = "cpu",
+    decode: Decoder = greedy,
+) -> Iterator[CalledRead | Failure]:
+    """Basecall `reads` (Failures pass through) and yield a CalledRead or Failure per input item, in order."""
+    device = torch.device(device)
+    stride = model.stride
+    reads = in_thread(reads, "reader")
+    chunked = in_thread(chunk_reads(reads, config, stride), "chunker")
+    decoded = in_thread(decode_batches(batch_chunks(chunked, config.batch_size), model, device, decode), "model")
+    yield from in_thread(stitch_reads(decoded, config.chunksize, stride), "stitcher")

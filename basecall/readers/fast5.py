@@ -1,0 +1,94 @@
+"""fast5 files (HDF5): single-read and multi-read, gzip- or VBZ-compressed signal.
+
+Read with h5py directly; importing `vbz_h5py_plugin` registers ONT's VBZ filter with HDF5. (ont-fast5-api wraps the
+same h5py calls but imports `pkg_resources`, which current setuptools no longer ships.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+import vbz_h5py_plugin  # noqa: F401  (registers the VBZ HDF5 filter)
+
+from basecall.errors import one_line
+from basecall.records import Calibration, Failure, Read
+
+
+def read_fast5(path: Path, read_ids: Collection[str] | None = None) -> Iterator[Read | Failure]:
+    try:
+        handle = h5py.File(path, "r")
+    except Exception as e:
+        yield Failure(str(path), f"not a readable fast5 (HDF5) file: {one_line(e)}")
+        return
+    with handle:
+        try:
+            groups = list(_read_groups(handle))
+        except Exception as e:
+            yield Failure(str(path), f"cannot list the reads in this fast5 file: {one_line(e)}")
+            return
+        if not groups:
+            yield Failure(str(path), "no reads in this fast5 file")
+        for read_id, raw, meta in groups:
+            if read_ids is not None and read_id not in read_ids:
+                continue
+            try:
+                yield _to_read(read_id, raw, meta, path)
+            except Exception as e:
+                yield Failure(str(path), f"cannot read this read: {one_line(e)}", read_id=read_id)
+
+
+def _read_groups(handle: h5py.File) -> Iterator[tuple[str, h5py.Group, h5py.Group]]:
+    """(read_id, raw group with Signal, group holding channel_id/tracking_id/context_tags) for each read."""
+    if "Raw" in handle and "UniqueGlobalKey" in handle:  # single-read file
+        for raw in handle["Raw/Reads"].values():
+            yield _str(raw.attrs["read_id"]), raw, handle["UniqueGlobalKey"]
+    else:  # multi-read file: one group per read
+        for name, group in handle.items():
+            if name.startswith("read_"):
+                read_id = _str(group["Raw"].attrs.get("read_id", name[len("read_") :]))
+                yield read_id, group["Raw"], group
+
+
+def _to_read(read_id: str, raw: h5py.Group, meta: h5py.Group, path: Path) -> Read:
+    channel = meta["channel_id"].attrs
+    tracking = meta["tracking_id"].attrs if "tracking_id" in meta else {}
+    context = meta["context_tags"].attrs if "context_tags" in meta else {}
+    run_id = meta.attrs.get("run_id", tracking.get("run_id", ""))
+    return Read(
+        read_id=read_id,
+        signal=np.asarray(raw["Signal"][()], dtype=np.int16),
+        calibration=Calibration.from_range(channel["offset"], channel["range"], channel["digitisation"]),
+        sample_rate_hz=float(channel["sampling_rate"]),
+        run_id=_str(run_id),
+        channel=int(_str(channel["channel_number"])),
+        start_sample=int(raw.attrs["start_time"]),
+        path=str(path),
+        read_number=int(raw.attrs["read_number"]) if "read_number" in raw.attrs else None,
+        acquisition_start=_parse_time(tracking.get("exp_start_time")),
+        flow_cell_id=_str(tracking.get("flow_cell_id", "")) or None,
+        sequencing_kit=_str(context.get("sequencing_kit", "")) or None,
+    )
+
+
+def _str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse_time(value: object) -> datetime | None:
+    """ISO 8601 (current MinKNOW) or seconds since the epoch (old files)."""
+    if value is None:
+        return None
+    text = _str(value).strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:
+        return datetime.fromtimestamp(float(text), tz=timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+

@@ -1,0 +1,137 @@
+"""The types that cross stage boundaries. All are owned (no views of open files) and picklable."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """ADC → picoamps: ``pA = (raw + offset) * scale``, with ``scale = range / digitisation``."""
+
+    offset: float
+    scale: float
+
+    @classmethod
+    def from_range(cls, offset: float, range_pa: float, digitisation: float) -> Calibration:
+        return cls(offset=float(offset), scale=float(range_pa) / float(digitisation))
+
+    def to_pa(self, signal: np.ndarray) -> np.ndarray:
+        """Raw int16 ADC samples → float32 picoamps. The one place this conversion is done."""
+        return ((signal.astype(np.float32) + np.float32(self.offset)) * np.float32(self.scale)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read as it comes out of a file: raw signal plus the metadata we carry to the output."""
+
+    read_id: str
+    signal: np.ndarray  # (n_samples,) int16, raw ADC
+    calibration: Calibration
+    sample_rate_hz: float
+    run_id: str
+    channel: int
+    start_sample: int  # samples since the start of the acquisition
+    path: str  # the file the read came from
+    read_number: int | None = None
+    acquisition_start: datetime | None = None  # when the run started (UTC)
+    flow_cell_id: str | None = None
+    sequencing_kit: str | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.signal.shape[0])
+
+    @property
+    def signal_pa(self) -> np.ndarray:
+        return self.calibration.to_pa(self.signal)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate_hz
+
+    @property
+    def start_time(self) -> datetime | None:
+        """Wall-clock start of the read, when the file records when the run started."""
+        if self.acquisition_start is None:
+            return None
+        return self.acquisition_start + timedelta(seconds=self.start_sample / self.sample_rate_hz)
+
+    def without_signal(self) -> Read:
+        """A copy with the metadata only, to carry past the chunker without holding the signal."""
+        return replace(self, signal=np.empty(0, np.int16))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file or read that could not be used. `read_id` is None when a whole file (or its rest) failed."""
+
+    path: str
+    reason: str
+    read_id: str | None = None
+    read: Read | None = None  # the read's metadata (signal dropped), when the read itself was loaded
+    n_samples: int | None = None
+
+    def message(self) -> str:
+        where = self.path if self.read_id is None else f"{self.path} read {self.read_id}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ChunkedRead:
+    """A normalised read cut into chunks; `index` is its position in the run, used to regroup chunks."""
+
+    index: int
+    read: Read  # metadata only (signal dropped)
+    n_samples: int
+    starts: np.ndarray  # (n_chunks,) int64 first sample of each chunk
+    chunks: np.ndarray | None  # (n_chunks, chunksize) float32, None once handed to the batcher
+
+    @property
+    def n_chunks(self) -> int:
+        return int(self.starts.shape[0])
+
+    def without_chunks(self) -> ChunkedRead:
+        return replace(self, chunks=None)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Chunks from one or more reads, to go through the model together."""
+
+    signal: np.ndarray  # (batch, chunksize) float32
+    keys: list[tuple[int, int]]  # (read index, chunk index) of each row
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    """Decoder output for a Batch: small per-timestep arrays, back on the CPU."""
+
+    keys: list[tuple[int, int]]
+    moves: np.ndarray  # (batch, chunk_timesteps) uint8, 1 where a base starts
+    bases: np.ndarray  # (batch, chunk_timesteps) uint8, index into ALPHABET of the emitted label (0 = none)
+    qualities: np.ndarray  # (batch, chunk_timesteps) uint8 Phred of the base starting there
+
+
+@dataclass(frozen=True)
+class CalledRead:
+    """A read after stitching: bases, Phred qualities and the move table (one flag per model timestep)."""
+
+    read: Read  # metadata only (signal dropped)
+    n_samples: int
+    sequence: str
+    qualities: np.ndarray  # (n_bases,) uint8 Phred
+    moves: np.ndarray = field(repr=False)  # (n_timesteps,) uint8, 1 where a base starts
+    stride: int = 1
+
+    @property
+    def mean_qscore(self) -> float:
+        """Mean of per-base error probabilities, as a Phred score (how Dorado and Guppy report it)."""
+        if self.qualities.size == 0:
+            return 0.0
+        mean_error = float(np.mean(np.power(10.0, -self.qualities.astype(np.float64) / 10.0)))
+        return -10.0 * math.log10(max(mean_error, 1e-10))

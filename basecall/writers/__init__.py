@@ -1,0 +1,62 @@
+"""Writers, and the loop that accounts for every read: called, filtered (with reason) or failed (with reason)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from basecall.records import CalledRead, Failure
+from basecall.writers.fastq import FastqWriter
+from basecall.writers.summary import CALLED, FAILED, FILTERED, SummaryWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tally:
+    called: int = 0
+    filtered: int = 0
+    failed: int = 0  # reads and whole files that failed
+    n_samples: int = 0  # samples of the reads that were called or filtered
+    failures: list[str] = field(default_factory=list)
+
+
+def filter_reason(called: CalledRead, min_qscore: float) -> str | None:
+    """Why a called read is left out of the FASTQ, or None to keep it."""
+    if not called.sequence:
+        return "no bases called"
+    if called.mean_qscore < min_qscore:
+        return f"mean_qscore {called.mean_qscore:.2f} < min_qscore {min_qscore:g}"
+    return None
+
+
+def write_results(
+    results: Iterable[CalledRead | Failure],
+    fastq: FastqWriter,
+    summary: SummaryWriter | None,
+    min_qscore: float = 0.0,
+    on_result: Callable[[CalledRead | Failure], None] | None = None,
+) -> Tally:
+    """Write each result to the FASTQ (if called and kept) and the summary; log each failure as one line."""
+    tally = Tally()
+    for item in results:
+        if isinstance(item, Failure):
+            tally.failed += 1
+            tally.failures.append(item.message())
+            log.error("%s", item.message())
+            if summary:
+                summary.write(item, FAILED, item.reason)
+        else:
+            tally.n_samples += item.n_samples
+            reason = filter_reason(item, min_qscore)
+            if reason is None:
+                fastq.write(item)
+                tally.called += 1
+            else:
+                tally.filtered += 1
+            if summary:
+                summary.write(item, CALLED if reason is None else FILTERED, reason or "")
+        if on_result:
+            on_result(item)
+    return tally

@@ -1,0 +1,53 @@
+"""Per-read summary TSV: one row for every read that went in (and every file that could not be read)."""
+
+from __future__ import annotations
+
+from basecall.records import CalledRead, Failure
+from basecall.writers.fastq import close_text, open_text
+
+COLUMNS = (
+    "filename", "read_id", "run_id", "channel", "start_time", "duration", "num_samples",
+    "sequence_length", "mean_qscore", "status", "reason",
+)  # fmt: skip
+
+CALLED, FILTERED, FAILED = "called", "filtered", "failed"
+
+
+class SummaryWriter:
+    def __init__(self, path: str):
+        self._out = open_text(path)
+        self._out.write("\t".join(COLUMNS) + "\n")
+
+    def write(self, item: CalledRead | Failure, status: str, reason: str = "") -> None:
+        read = item.read
+        row: dict[str, object] = {"filename": item.path if isinstance(item, Failure) else read.path}
+        if read is not None:
+            start_time = read.start_time
+            row.update(
+                read_id=read.read_id,
+                run_id=read.run_id,
+                channel=read.channel,
+                start_time=start_time.isoformat().replace("+00:00", "Z") if start_time else "",
+            )
+        elif isinstance(item, Failure):
+            row["read_id"] = item.read_id or ""
+        n_samples = item.n_samples
+        if n_samples is not None and read is not None:
+            row.update(num_samples=n_samples, duration=f"{n_samples / read.sample_rate_hz:.3f}")
+        if isinstance(item, CalledRead):
+            row.update(sequence_length=len(item.sequence), mean_qscore=f"{item.mean_qscore:.2f}")
+        row.update(status=status, reason=_clean(reason))
+        self._out.write("\t".join(str(row.get(c, "")) for c in COLUMNS) + "\n")
+
+    def close(self) -> None:
+        close_text(self._out)
+
+    def __enter__(self) -> SummaryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())  # no tabs or newlines inside a field

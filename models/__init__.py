@@ -1,0 +1,1 @@
+"""Shipped model directories (config.toml + weights.safetensors), installed as `basecall.models`."""

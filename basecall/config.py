@@ -41,7 +41,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class BasecallerConfig:
-    """Run settings, in samples. Stitching is exact when both are multiples of the model stride."""
+    """Run settings, in samples.
+
+    Stitching is exact when chunksize and overlap are multiples of the model stride and the overlap spans at least
+    two timesteps: then each chunk boundary falls at least one timestep inside the next chunk, where that chunk
+    knows whether the label there continues a base from the timestep before.
+    """
 
     chunksize: int = 4000
     overlap: int = 500
@@ -50,11 +55,15 @@ class BasecallerConfig:
 
     def check(self, stride: int) -> None:
         _require(self.chunksize > 0, "basecaller.chunksize must be > 0")
-        _require(0 <= self.overlap < self.chunksize, "basecaller.overlap must be >= 0 and < chunksize")
         _require(
             self.chunksize % stride == 0 and self.overlap % stride == 0,
             f"basecaller.chunksize ({self.chunksize}) and overlap ({self.overlap}) must be multiples of "
             f"the model stride ({stride}) so that chunks stitch exactly",
+        )
+        _require(
+            2 * stride <= self.overlap < self.chunksize,
+            f"basecaller.overlap ({self.overlap}) must be at least two model timesteps ({2 * stride} samples) "
+            f"and less than chunksize ({self.chunksize})",
         )
         _require(self.batch_size >= 1, "basecaller.batch_size must be >= 1")
         _require(self.min_qscore >= 0, "basecaller.min_qscore must be >= 0")

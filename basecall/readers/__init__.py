@@ -53,6 +53,8 @@ def open_reads(
 ) -> Iterator[Read | Failure]:
     """Yield every read (or only `read_ids`) from `paths`, and a Failure for what cannot be read."""
     sources = _sources()
+    if read_ids is not None:
+        read_ids = {read_id.strip().lower() for read_id in read_ids}  # read ids are UUIDs, written in lower case
     for item in find_read_files(paths, recursive):
         if isinstance(item, Failure):
             yield item

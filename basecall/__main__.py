@@ -1,0 +1,3 @@
+from basecall.cli import main
+
+main()

@@ -1,0 +1,168 @@
+"""Throughput: model forward pass alone vs a whole `basecall basecaller` run, on CPU (and GPU when present).
+
+Weights are untrained (the cost of a forward pass does not depend on the weights), sizes are those of the
+candidate architectures. Prints a table and writes JSON.
+
+    python benchmarks/throughput.py                       # real lambda reads from ../shared/data if present
+    python benchmarks/throughput.py --inputs DIR --device cuda --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from basecall.config import BasecallerConfig, Config, ModelConfig
+from basecall.model import Model, save_model
+from basecall.readers import open_reads
+from basecall.records import Read
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_INPUTS = ROOT.parent / "shared" / "data" / "r941_lambda_marcpaga" / "fast5"
+
+ARCHITECTURES = {
+    # name: (model config, run whole basecaller?)  Chiron-sized = 3 residual blocks × 256, 3 BiLSTM × 100
+    "chiron-stride1": (ModelConfig(stride=1, cnn_channels=256, residual_blocks=3, rnn_layers=3, rnn_size=100), False),
+    "chiron-stride5": (ModelConfig(stride=5, cnn_channels=256, residual_blocks=3, rnn_layers=3, rnn_size=100), True),
+    "small-stride5": (ModelConfig(stride=5, cnn_channels=64, residual_blocks=2, rnn_layers=2, rnn_size=96), True),
+    "small-stride10": (
+        ModelConfig(stride=10, stride_kernel=19, cnn_channels=64, residual_blocks=2, rnn_layers=2, rnn_size=96),
+        True,
+    ),
+}
+
+
+def forward_samples_per_s(
+    model: Model, device: torch.device, chunksize: int, batch_size: int, dtype: torch.dtype | None, seconds: float
+) -> float:
+    x = torch.randn(batch_size, 1, chunksize, device=device)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+    with torch.inference_mode(), autocast:
+        model(x)  # warm-up
+        _sync(device)
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            model(x)
+            n += 1
+        _sync(device)
+        elapsed = time.perf_counter() - started
+    return n * batch_size * chunksize / elapsed
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def whole_run(model_dir: Path, inputs: list[str], device: str, batch_size: int) -> dict[str, float]:
+    """Time `basecall basecaller` as a user runs it; its final line gives the in-run samples/s."""
+    command = [sys.executable, "-m", "basecall", "basecaller", "-m", str(model_dir), *inputs, "-o", "/dev/null",
+               "--device", device, "--batch-size", str(batch_size)]  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    wall_s = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    match = re.search(r"in ([\d.]+) s \(([\d,]+) samples/s\)", result.stderr)
+    return {"wall_s": wall_s, "run_s": float(match.group(1)), "samples_per_s": float(match.group(2).replace(",", ""))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", nargs="+", default=[str(DEFAULT_INPUTS)])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
+    parser.add_argument("--chunksize", type=int, default=4000)
+    parser.add_argument("--overlap", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, 512 on GPU")
+    parser.add_argument("--seconds", type=float, default=5.0, help="time per forward-pass measurement")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    batch_size = args.batch_size or (512 if device.type == "cuda" else 32)
+
+    inputs = args.inputs
+    if not all(Path(p).exists() for p in inputs):
+        inputs = [str(_simulated_inputs())]
+    reads = [r for r in open_reads(inputs) if isinstance(r, Read)]
+    total_samples = sum(r.n_samples for r in reads)
+    print(f"inputs: {', '.join(inputs)} — {len(reads)} reads, {total_samples:,} samples")
+    print(f"device: {_device_name(device)}; torch {torch.__version__}, {torch.get_num_threads()} threads; batch {batch_size}")
+
+    precisions = {"fp32": None, "bf16" if device.type == "cpu" else "fp16": torch.bfloat16 if device.type == "cpu" else torch.float16}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.architectures:
+            model_config, run_whole = ARCHITECTURES[name]
+            config = Config(
+                model=model_config,
+                basecaller=BasecallerConfig(chunksize=args.chunksize, overlap=args.overlap, batch_size=batch_size),
+            ).check()
+            torch.manual_seed(0)
+            model = Model(model_config).eval().to(device)
+            row = {"architecture": name, **model_config.__dict__, "parameters": sum(p.numel() for p in model.parameters())}
+            for label, dtype in precisions.items():
+                row[f"forward_{label}_samples_per_s"] = forward_samples_per_s(
+                    model, device, args.chunksize, batch_size, dtype, args.seconds
+                )
+            if run_whole:
+                model_dir = save_model(model, config, Path(tmp) / name)
+                row.update({f"whole_run_{k}": v for k, v in whole_run(model_dir, inputs, args.device, batch_size).items()})
+                row["whole_run_over_forward"] = row["whole_run_samples_per_s"] / row["forward_fp32_samples_per_s"]
+            rows.append(row)
+            print(_format_row(row, precisions))
+
+    result = {
+        "device": _device_name(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "batch_size": batch_size,
+        "chunksize": args.chunksize,
+        "overlap": args.overlap,
+        "inputs": inputs,
+        "reads": len(reads),
+        "samples": total_samples,
+        "rows": rows,
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json}")
+
+
+def _format_row(row: dict, precisions: dict) -> str:
+    parts = [f"{row['architecture']:<16} {row['parameters']:>9,} params"]
+    for label in precisions:
+        parts.append(f"forward {label} {row[f'forward_{label}_samples_per_s']:>12,.0f} samples/s")
+    if "whole_run_samples_per_s" in row:
+        parts.append(
+            f"whole run {row['whole_run_samples_per_s']:>12,.0f} samples/s "
+            f"({row['whole_run_over_forward']:.0%} of fp32 forward; {row['whole_run_wall_s']:.1f} s wall incl. start-up)"
+        )
+    return " | ".join(parts)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()}"
+
+
+def _simulated_inputs() -> Path:
+    from basecall.simulate import random_reads, write_pod5
+
+    folder = Path(tempfile.mkdtemp()) / "simulated.pod5"
+    write_pod5(random_reads(40, seed=0), folder)
+    return folder
+
+
+if __name__ == "__main__":
+    main()

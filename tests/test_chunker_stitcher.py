@@ -1,0 +1,108 @@
+"""Chunking and stitching: exact for every valid chunksize / overlap / stride (property tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from basecall.chunker import batch_chunks, chunk_signal, chunk_starts
+from basecall.config import BasecallerConfig, Config, ModelConfig, config_from_dict
+from basecall.errors import ConfigError
+from basecall.records import Batch, Calibration, ChunkedRead, Failure, Read
+from basecall.stitcher import keep_ranges, stitch
+
+
+@st.composite
+def settings_and_length(draw: st.DrawFn) -> tuple[int, int, int, int]:
+    stride = draw(st.integers(1, 12))
+    chunk_steps = draw(st.integers(3, 60))
+    overlap_steps = draw(st.integers(2, chunk_steps - 1))
+    n_samples = draw(st.integers(1, 40 * chunk_steps * stride))
+    return chunk_steps * stride, overlap_steps * stride, stride, n_samples
+
+
+@settings(max_examples=3000, deadline=None)
+@given(settings_and_length())
+def test_stitching_keeps_every_timestep_exactly_once(case: tuple[int, int, int, int]) -> None:
+    chunksize, overlap, stride, n_samples = case
+    starts = chunk_starts(n_samples, chunksize, overlap, stride)
+    assert np.all(starts % stride == 0)
+    assert np.all(np.diff(starts) > 0)
+    assert np.all(np.diff(starts) <= chunksize - overlap)  # neighbours overlap by at least `overlap`
+    assert starts[-1] + chunksize >= n_samples  # the read is covered
+    chunk_timesteps = chunksize // stride
+    # each chunk's output is the global timestep index of each of its timesteps
+    outputs = starts[:, None] // stride + np.arange(chunk_timesteps)[None, :]
+    stitched = stitch(outputs, starts, chunksize, n_samples, stride)
+    assert np.array_equal(stitched, np.arange(-(-n_samples // stride)))
+    for lo, hi in keep_ranges(starts, chunksize, n_samples, stride):
+        assert 0 <= lo <= hi <= chunk_timesteps
+
+
+@settings(max_examples=300, deadline=None)
+@given(settings_and_length())
+def test_chunks_are_windows_of_the_signal(case: tuple[int, int, int, int]) -> None:
+    chunksize, overlap, stride, n_samples = case
+    signal = np.arange(1, n_samples + 1, dtype=np.float32)
+    chunks, starts = chunk_signal(signal, chunksize, overlap, stride)
+    assert chunks.shape == (len(starts), chunksize) and chunks.dtype == np.float32
+    for chunk, start in zip(chunks, starts):
+        inside = signal[start : start + chunksize]
+        assert np.array_equal(chunk[: len(inside)], inside)
+        assert not chunk[len(inside) :].any()  # zero padding past the end of the read
+
+
+def test_padding_is_less_than_one_stride_for_reads_longer_than_a_chunk() -> None:
+    starts = chunk_starts(10_001, 4000, 500, 5)
+    assert starts[-1] + 4000 == 10_005
+
+
+@given(
+    st.integers(1, 50), st.integers(0, 49), st.integers(1, 10),
+)
+@settings(max_examples=500, deadline=None)
+def test_config_rejects_settings_that_cannot_stitch(chunk: int, overlap: int, stride: int) -> None:
+    data = {"version": 1, "model": {"stride": stride}, "basecaller": {"chunksize": chunk, "overlap": overlap}}
+    valid = chunk % stride == 0 and overlap % stride == 0 and 2 * stride <= overlap < chunk
+    if valid:
+        assert config_from_dict(data).basecaller.chunksize == chunk
+    else:
+        with pytest.raises(ConfigError):
+            config_from_dict(data)
+
+
+def test_command_line_overrides_are_checked_too() -> None:
+    config = Config(model=ModelConfig(stride=5)).check()
+    assert config.with_basecaller(chunksize=2000, overlap=None).basecaller == BasecallerConfig(chunksize=2000)
+    with pytest.raises(ConfigError, match="multiples of the model stride"):
+        config.with_basecaller(chunksize=2001)
+
+
+def _chunked(index: int, n_chunks: int, chunksize: int = 4) -> ChunkedRead:
+    read = Read(f"r{index}", np.empty(0, np.int16), Calibration(0, 1), 4000.0, "run", 1, 0, "f.pod5")
+    chunks = np.full((n_chunks, chunksize), index, np.float32)
+    return ChunkedRead(index, read, n_chunks * chunksize, np.arange(n_chunks) * chunksize, chunks)
+
+
+def test_batches_cut_across_reads_and_keep_order() -> None:
+    failure = Failure("bad.fast5", "broken")
+    items = [_chunked(0, 3), failure, _chunked(1, 1), _chunked(2, 4)]
+    out = list(batch_chunks(items, batch_size=3))
+    batches = [o for o in out if isinstance(o, Batch)]
+    assert [b.signal.shape[0] for b in batches] == [3, 3, 2]
+    keys = [k for b in batches for k in b.keys]
+    assert keys == [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0), (2, 1), (2, 2), (2, 3)]
+    for b in batches:  # each row holds its own read's signal
+        assert all(b.signal[row, 0] == read for row, (read, _) in enumerate(b.keys))
+    passed = [o for o in out if not isinstance(o, Batch)]
+    assert [getattr(o, "index", o) for o in passed] == [0, failure, 1, 2]
+    assert all(o.chunks is None for o in passed if isinstance(o, ChunkedRead))
+    # every item is announced before any batch holding its chunks
+    first_batch_of: dict[int, int] = {}
+    for i, o in enumerate(out):
+        for read, _ in o.keys if isinstance(o, Batch) else []:
+            first_batch_of.setdefault(read, i)
+    announced = {o.index: i for i, o in enumerate(out) if isinstance(o, ChunkedRead)}
+    assert all(announced[r] < first_batch_of[r] for r in announced)

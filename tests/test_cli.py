@@ -1,0 +1,159 @@
+"""The command line, through click's CliRunner and the installed console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dnaio
+import pytest
+from click.testing import CliRunner
+
+from basecall.cli import SUBCOMMANDS, cli
+from basecall.errors import ExitCode
+
+
+def run(*args: str) -> "click.testing.Result":  # noqa: F821
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("subcommand", [[]] + [[name] for name in sorted(SUBCOMMANDS)])
+def test_help_of_every_subcommand(subcommand: list[str]) -> None:
+    result = run(*subcommand, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_top_level_help_does_not_import_torch() -> None:
+    code = "import sys; from basecall.cli import cli; cli(['--help'], standalone_mode=False); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("basecall")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "basecall" in result.stdout
+
+
+def test_models_lists_shipped_models_or_says_there_are_none() -> None:
+    from basecall.model import shipped_models
+
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 0
+    for name in shipped_models():
+        assert name in result.output
+
+
+def test_no_model_is_a_one_line_error(tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["basecaller", str(tmp_path)])
+    assert result.exit_code == ExitCode.ERROR
+    assert result.output.strip().splitlines() == [
+        "basecall: error: no model given: pass --model DIR (no trained model is shipped yet; see `basecall models`)"
+    ]
+
+
+def test_bad_model_dir_and_bad_settings_are_one_line_errors(tmp_path, tiny_model_dir) -> None:
+    result = CliRunner().invoke(cli, ["basecaller", "--model", str(tmp_path / "nope"), str(tmp_path)])
+    assert result.exit_code == ExitCode.ERROR and "nope: no such model" in result.output
+    result = CliRunner().invoke(cli, ["basecaller", "--model", str(tiny_model_dir), "--chunksize", "1001", str(tmp_path)])
+    assert result.exit_code == ExitCode.ERROR
+    assert len(result.output.strip().splitlines()) == 1 and "multiples of the model stride" in result.output
+    result = CliRunner().invoke(cli, ["basecaller", "--model", str(tiny_model_dir), "--device", "tpu", str(tmp_path)])
+    assert result.exit_code == ExitCode.ERROR and "unknown device" in result.output
+
+
+def test_usage_errors_exit_2() -> None:
+    assert CliRunner().invoke(cli, ["basecaller"]).exit_code == ExitCode.USAGE
+    assert CliRunner().invoke(cli, ["basecaller", "x", "--batch-size", "0"]).exit_code == ExitCode.USAGE
+    assert CliRunner().invoke(cli, ["nosuchcommand"]).exit_code == ExitCode.USAGE
+
+
+@pytest.fixture()
+def simulated_inputs(tmp_path) -> tuple[Path, list[str]]:
+    """A folder with a pod5 file and a multi-read fast5 written by the simulator's file writers."""
+    from basecall.simulate import random_reads, write_fast5, write_pod5
+
+    reads = random_reads(6, seed=3)
+    folder = tmp_path / "reads"
+    (folder / "nested").mkdir(parents=True)
+    write_pod5(reads[:3], folder / "a.pod5")
+    write_fast5(reads[3:], folder / "nested" / "b.fast5", layout="multi", compression="vbz")
+    return folder, [r.read_id for r in reads]
+
+
+def read_fastq(path: Path) -> list[dnaio.SequenceRecord]:
+    with dnaio.open(path) as records:
+        return list(records)
+
+
+def test_basecaller_writes_one_record_per_read_and_a_summary(tmp_path, tiny_model_dir, simulated_inputs) -> None:
+    folder, read_ids = simulated_inputs
+    out = tmp_path / "calls.fastq"
+    result = CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    records = read_fastq(out)
+    assert sorted(r.id for r in records) == sorted(read_ids)
+    for record in records:
+        fields = dict(tag.split("=", 1) for tag in record.name.split()[1:])
+        assert {"runid", "ch", "model", "mean_qscore", "samples", "start_time"} <= set(fields)
+        assert fields["model"] == "tiny"
+        assert len(record.qualities) == len(record.sequence)
+    rows = (tmp_path / "calls.summary.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[:2] == ["filename", "read_id"]
+    assert sorted(row.split("\t")[1] for row in rows[1:]) == sorted(read_ids)
+    assert {row.split("\t")[9] for row in rows[1:]} <= {"called", "filtered"}
+    assert "reads called" in result.output  # the final line on stderr
+
+
+def test_gzip_and_stdout_outputs(tmp_path, tiny_model_dir, simulated_inputs) -> None:
+    folder, read_ids = simulated_inputs
+    gz = tmp_path / "calls.fastq.gz"
+    assert CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(gz), "-q"]).exit_code == 0
+    assert sorted(r.id for r in read_fastq(gz)) == sorted(read_ids)
+    assert (tmp_path / "calls.summary.tsv").exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "basecall", "basecaller", "-m", str(tiny_model_dir), str(folder), "-q"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    (tmp_path / "stdout.fastq").write_bytes(result.stdout)
+    assert sorted(r.id for r in read_fastq(tmp_path / "stdout.fastq")) == sorted(read_ids)
+    assert result.stderr == b""  # -q: nothing but data
+
+
+def test_bad_inputs_are_named_and_the_run_goes_on(tmp_path, tiny_model_dir, simulated_inputs) -> None:
+    folder, read_ids = simulated_inputs
+    (tmp_path / "junk.fast5").write_text("this is not HDF5\n")
+    (tmp_path / "notes.txt").write_text("hello\n")
+    out, summary = tmp_path / "calls.fastq", tmp_path / "summary.tsv"
+    args = [str(folder), str(tmp_path / "junk.fast5"), str(tmp_path / "notes.txt"), str(tmp_path / "missing.pod5")]
+    result = CliRunner().invoke(
+        cli, ["basecaller", "-m", str(tiny_model_dir), *args, "-o", str(out), "--summary", str(summary)]
+    )
+    assert result.exit_code == ExitCode.READS_FAILED
+    errors = [line for line in result.output.splitlines() if line.startswith("basecall: ERROR")]
+    assert len(errors) == 3
+    for name in ("junk.fast5", "notes.txt", "missing.pod5"):
+        assert sum(name in line for line in errors) == 1
+    assert sorted(r.id for r in read_fastq(out)) == sorted(read_ids)
+    rows = [row.split("\t") for row in summary.read_text().splitlines()[1:]]
+    failed = [row for row in rows if row[9] == "failed"]
+    assert sorted(Path(row[0]).name for row in failed) == ["junk.fast5", "missing.pod5", "notes.txt"]
+    assert all(row[10] for row in failed)  # a reason for each
+
+
+def test_read_ids_and_min_qscore(tmp_path, tiny_model_dir, simulated_inputs) -> None:
+    folder, read_ids = simulated_inputs
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(f"{read_ids[0]}\n{read_ids[4]}\n")
+    out = tmp_path / "sel.fastq"
+    result = CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(out), "--read-ids", str(ids_file)])
+    assert result.exit_code == 0
+    assert sorted(r.id for r in read_fastq(out)) == sorted([read_ids[0], read_ids[4]])
+    out = tmp_path / "strict.fastq"
+    result = CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(out), "--min-qscore", "60"])
+    assert result.exit_code == 0  # filtered reads are not failures
+    assert read_fastq(out) == []
+    rows = [row.split("\t") for row in (tmp_path / "strict.summary.tsv").read_text().splitlines()[1:]]
+    assert len(rows) == len(read_ids) and all(row[9] == "filtered" and row[10] for row in rows)

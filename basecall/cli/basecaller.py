@@ -102,12 +102,12 @@ def _load_read_ids(path: str) -> set[str]:
     return ids
 
 
-def _default_summary(output: str) -> str:
-    name = output[: -len(".gz")] if output.endswith(".gz") else output
-    for suffix in (".fastq", ".fq"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name + ".summary.tsv"
+def _default_summary(output: str) -> str | None:
+    """calls.fastq[.gz] → calls.summary.tsv; None for outputs not named like FASTQ (e.g. /dev/null)."""
+    for suffix in (".fastq", ".fq", ".fastq.gz", ".fq.gz"):
+        if output.endswith(suffix):
+            return output[: -len(suffix)] + ".summary.tsv"
+    return None
 
 
 def _warn_sample_rate(items: Iterable, model_rate_hz: int) -> Iterator:

@@ -79,7 +79,7 @@ def basecaller(
     progress = _progress(quiet)
     started = time.perf_counter()
     summary_writer = SummaryWriter(summary_path) if summary_path else nullcontext()
-    with FastqWriter(output, loaded.name) as fastq, summary_writer as summary, progress:
+    with FastqWriter(output, loaded.name) as fastq, summary_writer as summary, progress, _log_above(progress):
         results = basecall_reads(loaded.model, reads, settings, torch_device)
         tally = write_results(results, fastq, summary, settings.min_qscore, on_result=_advance(progress))
     seconds = time.perf_counter() - started
@@ -125,6 +125,15 @@ def _progress(quiet: bool):
     from tqdm import tqdm
 
     return tqdm(unit="sample", unit_scale=True, file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def _log_above(progress):
+    """While the progress bar shows, print log lines above it instead of through it."""
+    if progress.disable:
+        return nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm([logging.getLogger("basecall")])
 
 
 def _advance(progress):

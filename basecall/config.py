@@ -77,6 +77,26 @@ class InfoConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe (stored in checkpoints and model cards, not in a model's config.toml)."""
+
+    epochs: int = 20
+    batch_size: int = 32  # chunks per step
+    lr: float = 2e-3  # peak learning rate, reached after warm-up, then cosine decay to lr / 100
+    warmup_steps: int = 300
+    weight_decay: float = 0.01
+    grad_clip: float = 2.0  # max gradient norm
+    seed: int = 1
+    valid_fraction: float = 0.1  # of labelled reads held out for validation when no validation set is given
+
+    def check(self) -> TrainConfig:
+        _require(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
+        _require(self.lr > 0 and self.grad_clip > 0 and self.warmup_steps >= 0, "lr, grad_clip must be > 0")
+        _require(0 <= self.valid_fraction < 1, "valid_fraction must be in [0, 1)")
+        return self
+
+
+@dataclass(frozen=True)
 class Config:
     """A model directory's whole config."""
 

@@ -18,6 +18,7 @@ SETS = {
     "gzip multi-read fast5": (["misc_formats/multi_fast5_zip.fast5"], 10),
     "single and multi fast5 of the same reads": (["r941_taiyaki/reads", "r941_taiyaki/multireads"], 10),
     "pod5, 5 kHz": (["r1041_dorado/duplex/pod5"], 4),
+    "blow5, 4 kHz": (["r941_sarscov2_slorado/corona_r9.blow5"], 100),
 }
 
 

@@ -17,7 +17,9 @@ from basecall.errors import BasecallError, ExitCode, one_line
 
 SUBCOMMANDS = {
     "basecaller": ("basecall.cli.basecaller", "basecaller"),
+    "evaluate": ("basecall.cli.evaluate", "evaluate"),
     "models": ("basecall.cli.models", "models"),
+    "train": ("basecall.cli.train", "train"),
 }
 
 

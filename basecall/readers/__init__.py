@@ -1,4 +1,4 @@
-"""Stream reads from pod5 and fast5 files, files and folders mixed.
+"""Stream reads from pod5, fast5 and slow5/blow5 files, files and folders mixed.
 
 `open_reads` yields a `Read` for every read and a `Failure` for every file or read that cannot be used,
 so a bad file never stops the run and never goes unreported.
@@ -20,11 +20,12 @@ ReadSource = Callable[[Path, Collection[str] | None], Iterator[Read | Failure]]
 def _sources() -> dict[str, ReadSource]:
     from basecall.readers.fast5 import read_fast5
     from basecall.readers.pod5 import read_pod5
+    from basecall.readers.slow5 import read_slow5
 
-    return {".pod5": read_pod5, ".fast5": read_fast5}
+    return {".pod5": read_pod5, ".fast5": read_fast5, ".blow5": read_slow5, ".slow5": read_slow5}
 
 
-SUFFIXES = (".pod5", ".fast5")
+SUFFIXES = (".pod5", ".fast5", ".blow5", ".slow5")
 
 
 def find_read_files(paths: Iterable[str | Path], recursive: bool = True) -> Iterator[Path | Failure]:
@@ -35,7 +36,7 @@ def find_read_files(paths: Iterable[str | Path], recursive: bool = True) -> Iter
             pattern = "**/*" if recursive else "*"
             found = sorted(p for p in path.glob(pattern) if p.suffix.lower() in SUFFIXES and p.is_file())
             if not found:
-                log.warning("%s: no .pod5 or .fast5 files in this folder", path)
+                log.warning("%s: no read files (%s) in this folder", path, ", ".join(SUFFIXES))
         elif path.exists():
             found = [path]
         else:

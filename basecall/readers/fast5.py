@@ -68,7 +68,7 @@ def _to_read(read_id: str, raw: h5py.Group, meta: h5py.Group, path: Path) -> Rea
         start_sample=int(raw.attrs["start_time"]),
         path=str(path),
         read_number=int(raw.attrs["read_number"]) if "read_number" in raw.attrs else None,
-        acquisition_start=_parse_time(tracking.get("exp_start_time")),
+        acquisition_start=parse_time(tracking.get("exp_start_time")),
         flow_cell_id=_str(tracking.get("flow_cell_id", "")) or None,
         sequencing_kit=_str(context.get("sequencing_kit", "")) or None,
     )
@@ -78,7 +78,7 @@ def _str(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _parse_time(value: object) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     """ISO 8601 (current MinKNOW) or seconds since the epoch (old files)."""
     if value is None:
         return None

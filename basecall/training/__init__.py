@@ -1,0 +1,1 @@
+"""Training: labelled data readers, datasets and the training loop."""

@@ -2,7 +2,7 @@
 identity each epoch, self-describing checkpoints, resume.
 
 Output folder:
-  config.toml + weights.safetensors   the best model so far (by validation median identity): a model directory
+  config.toml + weights.safetensors   the best model so far (by validation median accuracy): a model directory
   checkpoint.pt                       last state, for --resume (model, optimiser, step, epoch, configs, best metric)
   training.csv                        one row per epoch
 """
@@ -137,7 +137,7 @@ def train(
         }
         if validate is not None and valid_reads:
             metrics.update(validate(model, valid_reads))
-        score = metrics.get("valid_median_identity", -metrics["valid_loss"])
+        score = metrics.get("valid_median_accuracy", -metrics["valid_loss"])
         if score > best:
             best = score
             save_model(model, config, out_dir)

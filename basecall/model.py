@@ -16,6 +16,7 @@ from torch import nn
 
 from basecall.config import ALPHABET, Config, ModelConfig, load_config, save_config
 from basecall.errors import ConfigError, ModelError, one_line
+from basecall.records import Read
 
 WEIGHTS = "weights.safetensors"
 
@@ -113,6 +114,30 @@ def resolve_model(name_or_dir: str) -> Path:
         return shipped[name_or_dir]
     known = ", ".join(shipped) or "none shipped yet"
     raise ModelError(f"{name_or_dir}: no such model directory or shipped model (shipped: {known})")
+
+
+def chemistry_of(read: Read) -> str:
+    """Best guess of a read's pore chemistry from its kit (e.g. SQK-LSK114 → r10.4.1) or else its sample rate."""
+    kit = (read.sequencing_kit or "").lower()
+    if kit.endswith("114") or read.sample_rate_hz == 5000:
+        return "r10.4.1"
+    return "r9.4.1"
+
+
+def select_model(read: Read) -> str:
+    """The shipped model for this read's chemistry and sample rate, preferring the accurate one."""
+    chemistry = chemistry_of(read)
+    matches = []
+    for name, path in shipped_models().items():
+        info = load_config(path / "config.toml").info
+        if info.chemistry == chemistry and info.sample_rate_hz == round(read.sample_rate_hz):
+            matches.append(name)
+    if not matches:
+        raise ModelError(
+            f"{read.path}: no shipped model for {chemistry} reads at {read.sample_rate_hz:g} Hz "
+            f"(shipped: {', '.join(shipped_models()) or 'none'}); pass --model DIR"
+        )
+    return sorted(matches, key=lambda name: (not name.endswith("-accurate"), name))[0]
 
 
 def load_model(name_or_dir: str, device: torch.device | str = "cpu") -> LoadedModel:

@@ -46,12 +46,19 @@ def test_models_lists_shipped_models_or_says_there_are_none() -> None:
         assert name in result.output
 
 
-def test_no_model_is_a_one_line_error(tmp_path) -> None:
+def test_without_a_model_one_is_chosen_by_the_reads_or_a_one_line_error(tmp_path) -> None:
+    from basecall.simulate import random_reads, write_pod5
+
     result = CliRunner().invoke(cli, ["basecaller", str(tmp_path)])
     assert result.exit_code == ExitCode.ERROR
-    assert result.output.strip().splitlines() == [
-        "basecall: error: no model given: pass --model DIR (no trained model is shipped yet; see `basecall models`)"
-    ]
+    assert result.output.strip().splitlines()[-1] == (
+        "basecall: error: no model given and no readable read to choose one by: pass --model NAME|DIR"
+    )
+    write_pod5(random_reads(2, seed=1, sample_rate_hz=6000.0), tmp_path / "odd.pod5")  # no model is for 6 kHz
+    result = CliRunner().invoke(cli, ["basecaller", str(tmp_path)])
+    assert result.exit_code == ExitCode.ERROR
+    assert "no shipped model for r9.4.1 reads at 6000 Hz" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_bad_model_dir_and_bad_settings_are_one_line_errors(tmp_path, tiny_model_dir) -> None:

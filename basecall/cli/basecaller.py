@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
@@ -13,13 +14,14 @@ import click
 
 from basecall.cli import configure_logging, logging_options
 from basecall.errors import ExitCode, InputError
+from basecall.records import Read
 
 log = logging.getLogger("basecall.cli")
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-m", "--model", "model_name", metavar="NAME|DIR", help="Shipped model name or model directory.")
+@click.option("-m", "--model", "model_name", metavar="NAME|DIR", help="Shipped model name or model directory. [default: the shipped model for the reads' chemistry and sample rate]")
 @click.option("-o", "--output", default="-", show_default=True, help="FASTQ path ('.gz' compresses) or - for stdout.")
 @click.option("--summary", "summary_path", metavar="PATH", help="Per-read summary TSV. [default: OUTPUT's name with .summary.tsv; none for stdout]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -53,14 +55,20 @@ def basecaller(
     """
     configure_logging(quiet, verbose)
     from basecall.errors import ModelError
-    from basecall.model import load_model, resolve_device
+    from basecall.model import load_model, resolve_device, select_model
     from basecall.pipeline import basecall_reads
     from basecall.readers import open_reads
     from basecall.writers import FastqWriter, SummaryWriter, write_results
 
-    if model_name is None:
-        raise ModelError("no model given: pass --model DIR (no trained model is shipped yet; see `basecall models`)")
     torch_device = resolve_device(device)
+    selected = _load_read_ids(read_ids) if read_ids else None
+    reads = open_reads(inputs, selected, recursive)
+    if model_name is None:
+        first, reads = _peek_read(reads)
+        if first is None:
+            raise ModelError("no model given and no readable read to choose one by: pass --model NAME|DIR")
+        model_name = select_model(first)
+        log.info("no --model given: using %s, the shipped model for reads like %s", model_name, first.read_id)
     loaded = load_model(model_name, torch_device)
     config = loaded.config.with_basecaller(
         chunksize=chunksize, overlap=overlap, batch_size=batch_size, min_qscore=min_qscore
@@ -71,8 +79,7 @@ def basecaller(
         loaded.name, config.info.chemistry, config.info.sample_rate_hz, torch_device,
         settings.chunksize, settings.overlap, settings.batch_size,
     )  # fmt: skip
-    selected = _load_read_ids(read_ids) if read_ids else None
-    reads = _warn_sample_rate(open_reads(inputs, selected, recursive), config.info.sample_rate_hz)
+    reads = _warn_sample_rate(reads, config.info.sample_rate_hz)
     if summary_path is None and output != "-":
         summary_path = _default_summary(output)
 
@@ -92,6 +99,16 @@ def basecaller(
         )
     if tally.failed:
         click.get_current_context().exit(ExitCode.READS_FAILED)
+
+
+def _peek_read(items: Iterator) -> tuple[Read | None, Iterator]:
+    """The first Read in `items` (Failures before it are kept) and an iterator over everything, unchanged."""
+    seen = []
+    for item in items:
+        seen.append(item)
+        if isinstance(item, Read):
+            return item, itertools.chain(seen, items)
+    return None, iter(seen)
 
 
 def _load_read_ids(path: str) -> set[str]:

@@ -1,0 +1,111 @@
+"""Accuracy on the real evaluation sets (and a simulated one): our calls beside the incumbent calls stored in the
+files, one table, JSON.
+
+    python benchmarks/accuracy.py --model r9.4.1-accurate [--sets lambda sarscov2 r1041 simulated]
+
+Sets (from ../shared/data, see its README):
+  lambda     50 R9.4.1 lambda reads (fast5) vs Lambda_phage.fna; incumbent: Guppy hac calls stored in the files
+  sarscov2   100 R9.4.1 SARS-CoV-2 amplicon reads (blow5) vs MN908947.3 — a genome no training set contains
+  r1041      14 R10.4.1 human reads (pod5) vs their truth rebuilt from the BAM (an R9.4.1 model is not expected to work)
+  simulated  reads simulated from a random genome with the R9.4.1 pore model (`basecall simulate`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+SETS = {
+    "lambda": (["r941_lambda_marcpaga/fast5"], "r941_lambda_marcpaga/Lambda_phage.fna", True),
+    "sarscov2": (["r941_sarscov2_slorado/corona_r9.blow5"], "r941_sarscov2_slorado/nCoV-2019.reference.fasta", False),
+    "r1041": (["r1041_remora/can_reads.pod5"], "derived/r1041_remora_can.truth.fasta", False),
+}
+
+
+def basecall_set(model_name: str, inputs: list[str], device: str, beam_width: int) -> tuple[list[tuple[str, str]], float]:
+    """Our calls as (read_id, sequence), and samples/s of the run (in-process pipeline, the CLI's code path)."""
+    from basecall.model import load_model, resolve_device
+    from basecall.pipeline import basecall_reads
+    from basecall.readers import open_reads
+    from basecall.records import CalledRead
+
+    torch_device = resolve_device(device)
+    loaded = load_model(model_name, torch_device)
+    decode = _decoder(beam_width)
+    started = time.perf_counter()
+    calls, n_samples = [], 0
+    for item in basecall_reads(loaded.model, open_reads(inputs), loaded.config.basecaller, torch_device, decode):
+        if isinstance(item, CalledRead):
+            calls.append((item.read.read_id, item.sequence))
+            n_samples += item.n_samples
+    return calls, n_samples / (time.perf_counter() - started)
+
+
+def _decoder(beam_width: int):
+    from basecall import decoder
+
+    make = getattr(decoder, "make_decoder", None)
+    if make is None:
+        if beam_width > 1:
+            raise SystemExit("this build has no beam search")
+        return decoder.greedy
+    return make(beam_width)
+
+
+def simulated_set(out: Path, n_reads: int, seed: int) -> tuple[list[str], str]:
+    pore_model = DATA / "pore_models" / "kmer_models" / "template_median68pA.model"
+    command = [sys.executable, "-m", "basecall", "simulate", "--pore-model", str(pore_model),
+               "--random-genome-length", "200000", "--n-reads", str(n_reads), "--seed", str(seed),
+               "--format", "pod5", "--out", str(out), "-q"]  # fmt: skip
+    subprocess.run(command, check=True)
+    truth = next(out.glob("*.fasta"))
+    return [str(p) for p in out.glob("*.pod5")], str(truth)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model name or directory")
+    parser.add_argument("--sets", nargs="+", default=["lambda", "sarscov2", "r1041", "simulated"], choices=[*SETS, "simulated"])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--beam-width", type=int, default=0, help="0 or 1: greedy")
+    parser.add_argument("--simulated-reads", type=int, default=50)
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "accuracy.json"))
+    args = parser.parse_args()
+
+    from basecall.evaluate import Evaluator, format_table, stored_calls, summarise
+
+    report: dict[str, dict] = {}
+    tables = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sets:
+            if name == "simulated":
+                inputs, reference = simulated_set(Path(tmp) / "simulated", args.simulated_reads, seed=7)
+                has_incumbent = False
+            else:
+                parts, ref, has_incumbent = SETS[name]
+                inputs, reference = [str(DATA / p) for p in parts], str(DATA / ref)
+            calls, samples_per_s = basecall_set(args.model, inputs, args.device, args.beam_width)
+            evaluator = Evaluator(reference)
+            summaries = {"ours": summarise(evaluator.evaluate(i, s) for i, s in calls)}
+            if has_incumbent:
+                stored = [(c.read_id, c.sequence) for c in stored_calls(inputs)]
+                summaries["stored (Guppy)"] = summarise(evaluator.evaluate(i, s) for i, s in stored)
+            report[name] = {"samples_per_s": samples_per_s, **{k: v.to_dict() for k, v in summaries.items()}}
+            tables.append(f"== {name} ({len(calls)} reads called, {samples_per_s:,.0f} samples/s)\n{format_table(summaries)}")
+            print(tables[-1], flush=True)
+    result = {"model": args.model, "beam_width": args.beam_width, "sets": report}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
@@ -49,6 +50,7 @@ def train(
     from dataclasses import replace
 
     import numpy as np
+    from tqdm import tqdm
 
     from basecall.config import TrainConfig, load_config
     from basecall.errors import ConfigError
@@ -82,10 +84,17 @@ def train(
         "training on %d labelled reads and %d prepared chunks, validating on %d reads; %s",
         len(reads), sum(len(p) for p in prepared), len(valid_reads), torch_device,
     )  # fmt: skip
-    metrics = run_training(
-        config, train_config, TrainingData(reads, prepared), valid_reads, out_dir, torch_device,
-        initial_weights=initial_weights, resume=resume, validate=read_identity(config, torch_device),
-    )  # fmt: skip
+    with tqdm(unit="step", file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False) as progress:
+
+        def on_step(step: int, loss: float) -> None:
+            progress.update()
+            progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+        metrics = run_training(
+            config, train_config, TrainingData(reads, prepared), valid_reads, out_dir, torch_device,
+            initial_weights=initial_weights, resume=resume, validate=read_identity(config, torch_device),
+            on_step=on_step,
+        )  # fmt: skip
     click.echo(
         f"basecall: trained {metrics.get('epoch')} epochs; last validation: "
         + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("valid")),

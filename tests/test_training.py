@@ -1,0 +1,98 @@
+"""Training: labelled-data readers, training chunks, the schedule, and short real training runs."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from basecall.cli import cli
+from basecall.config import BasecallerConfig, Config, ModelConfig, TrainConfig
+from basecall.records import Calibration
+from basecall.training.data import ChunkSet, LabelledRead, open_labelled, read_chunks
+from basecall.training.loop import ctc_loss, learning_rate
+from tests.conftest import shared_data
+
+
+def labelled(n_bases: int = 600, dwell: int = 9, seed: int = 0) -> LabelledRead:
+    rng = np.random.default_rng(seed)
+    reference = rng.integers(1, 5, n_bases).astype(np.uint8)
+    lead = 300  # unmapped samples before the first base
+    ref_to_signal = lead + np.arange(n_bases + 1, dtype=np.int64) * dwell
+    signal = rng.normal(0, 200, ref_to_signal[-1] + 100).astype(np.int16)
+    return LabelledRead("r", signal, Calibration(0, 0.1), reference, ref_to_signal)
+
+
+def test_chunks_carry_exactly_the_bases_that_start_inside_them() -> None:
+    read = labelled()
+    chunks = read_chunks(read, chunksize=900, stride=5)
+    assert chunks.chunks.shape == (len(chunks), 900) and chunks.chunks.dtype == np.float32
+    begin = int(read.ref_to_signal[0])
+    for row in range(len(chunks)):
+        start = begin + row * 900
+        inside = (read.ref_to_signal[:-1] >= start) & (read.ref_to_signal[:-1] < start + 900)
+        assert np.array_equal(chunks.references[row, : chunks.lengths[row]], read.reference[inside])
+        assert not chunks.references[row, chunks.lengths[row] :].any()
+
+
+def test_chunks_ctc_cannot_fit_are_dropped() -> None:
+    read = labelled(dwell=6)  # 150 bases per 900-sample chunk (+ a blank between equal neighbours)
+    assert len(read_chunks(read, chunksize=900, stride=8)) == 0  # 112 timesteps
+    assert len(read_chunks(read, chunksize=900, stride=4)) > 0  # 225 timesteps
+
+
+def test_random_offsets_change_chunks_between_epochs() -> None:
+    read = labelled(n_bases=2000)
+    a = read_chunks(read, 900, 5, np.random.default_rng(1))
+    b = read_chunks(read, 900, 5, np.random.default_rng(2))
+    assert not np.array_equal(a.chunks[0], b.chunks[0])
+
+
+def test_chunk_folder_round_trip(tmp_path) -> None:
+    chunks = read_chunks(labelled(), 900, 5)
+    chunks.save(tmp_path / "prepared")
+    (loaded,) = list(open_labelled([tmp_path / "prepared"]))
+    assert isinstance(loaded, ChunkSet)
+    assert np.array_equal(loaded.chunks, chunks.chunks) and np.array_equal(loaded.references, chunks.references)
+
+
+def test_learning_rate_schedule() -> None:
+    assert learning_rate(0, 1000, 1.0, 100) == pytest.approx(0.01)
+    assert learning_rate(99, 1000, 1.0, 100) == pytest.approx(1.0)
+    assert learning_rate(100, 1000, 1.0, 100) == pytest.approx(1.0)
+    assert learning_rate(550, 1000, 1.0, 100) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert learning_rate(1000, 1000, 1.0, 100) == pytest.approx(0.01)
+    values = [learning_rate(s, 1000, 1.0, 100) for s in range(100, 1001)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_ctc_loss_prefers_the_right_labels() -> None:
+    labels = torch.tensor([[1, 2, 3, 0]])
+    path = torch.tensor([1, 0, 2, 0, 3, 0])  # T = 6
+    good = torch.full((6, 1, 5), -10.0).scatter_(2, path[:, None, None], 0.0).log_softmax(-1)
+    assert ctc_loss(good, labels, torch.tensor([3])) < 0.01
+    assert ctc_loss(good, torch.tensor([[4, 4, 1, 0]]), torch.tensor([3])) > 1.0
+
+
+@pytest.mark.shared_data
+def test_real_labelled_readers_agree_with_their_truth() -> None:
+    from basecall.evaluate import read_calls
+
+    tombo = list(open_labelled([shared_data("r941_lambda_marcpaga/fast5")]))
+    assert len(tombo) == 50
+    truth = dict(read_calls(shared_data("derived/r941_lambda_marcpaga.tombo_truth.fasta")))
+    for read in tombo:
+        assert read.sequence == truth[read.read_id]
+        assert np.all(np.diff(read.ref_to_signal) > 0) and read.ref_to_signal[-1] <= len(read.signal)
+    per_read = list(open_labelled([shared_data("r941_taiyaki/mapped_signal_file/mapped_reads_0.hdf5")]))
+    batched = list(open_labelled([shared_data("r941_remora_mapsig_2021/can_tai_map_sig.hdf5")]))
+    assert len(batched) == 10 and sum(len(r.reference) for r in batched) == 58_825
+    for read in per_read + batched:
+        assert set(np.unique(read.reference)) <= {1, 2, 3, 4}
+        assert len(read.ref_to_signal) == len(read.reference) + 1
+        assert read.ref_to_signal[-1] <= len(read.signal)
+        assert len(read_chunks(read, 4000, 5)) > 0

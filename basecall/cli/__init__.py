@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "basecaller": ("basecall.cli.basecaller", "basecaller"),
     "evaluate": ("basecall.cli.evaluate", "evaluate"),
     "models": ("basecall.cli.models", "models"),
+    "simulate": ("basecall.cli.simulate", "simulate"),
     "train": ("basecall.cli.train", "train"),
 }
 

@@ -32,6 +32,7 @@ SETS = {
 
 def basecall_set(model_name: str, inputs: list[str], device: str, beam_width: int) -> tuple[list[tuple[str, str]], float]:
     """Our calls as (read_id, sequence), and samples/s of the run (in-process pipeline, the CLI's code path)."""
+    from basecall.decoder import make_decoder
     from basecall.model import load_model, resolve_device
     from basecall.pipeline import basecall_reads
     from basecall.readers import open_reads
@@ -39,7 +40,7 @@ def basecall_set(model_name: str, inputs: list[str], device: str, beam_width: in
 
     torch_device = resolve_device(device)
     loaded = load_model(model_name, torch_device)
-    decode = _decoder(beam_width)
+    decode = make_decoder(beam_width)
     started = time.perf_counter()
     calls, n_samples = [], 0
     for item in basecall_reads(loaded.model, open_reads(inputs), loaded.config.basecaller, torch_device, decode):
@@ -47,17 +48,6 @@ def basecall_set(model_name: str, inputs: list[str], device: str, beam_width: in
             calls.append((item.read.read_id, item.sequence))
             n_samples += item.n_samples
     return calls, n_samples / (time.perf_counter() - started)
-
-
-def _decoder(beam_width: int):
-    from basecall import decoder
-
-    make = getattr(decoder, "make_decoder", None)
-    if make is None:
-        if beam_width > 1:
-            raise SystemExit("this build has no beam search")
-        return decoder.greedy
-    return make(beam_width)
 
 
 def simulated_set(out: Path, n_reads: int, seed: int) -> tuple[list[str], str]:

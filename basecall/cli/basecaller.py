@@ -30,6 +30,8 @@ log = logging.getLogger("basecall.cli")
 @click.option("--overlap", type=click.IntRange(min=0), help="Chunk overlap in samples. [default: from the model]")
 @click.option("--read-ids", type=click.Path(exists=True, dir_okay=False), help="Only these reads (one id per line).")
 @click.option("--min-qscore", type=click.FloatRange(min=0), help="Filter reads with a lower mean qscore. [default: from the model]")
+@click.option("--beam-width", type=click.IntRange(min=0), default=0, show_default=True, help="CTC beam width; 0 or 1 = greedy.")
+@click.option("--beam-cut", type=click.FloatRange(min=0), help="Drop beam candidates this far (natural log) below the best.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Look for reads in sub-folders.")
 @logging_options
 def basecaller(
@@ -43,6 +45,8 @@ def basecaller(
     overlap: int | None,
     read_ids: str | None,
     min_qscore: float | None,
+    beam_width: int,
+    beam_cut: float | None,
     recursive: bool,
     quiet: bool,
     verbose: bool,
@@ -54,6 +58,7 @@ def basecaller(
     stderr and has a row in the summary), 1 when the run could not start, 130 on Ctrl-C.
     """
     configure_logging(quiet, verbose)
+    from basecall.decoder import make_decoder
     from basecall.errors import ModelError
     from basecall.model import load_model, resolve_device, select_model
     from basecall.pipeline import basecall_reads
@@ -87,7 +92,7 @@ def basecaller(
     started = time.perf_counter()
     summary_writer = SummaryWriter(summary_path) if summary_path else nullcontext()
     with FastqWriter(output, loaded.name) as fastq, summary_writer as summary, progress, _log_above(progress):
-        results = basecall_reads(loaded.model, reads, settings, torch_device)
+        results = basecall_reads(loaded.model, reads, settings, torch_device, make_decoder(beam_width, beam_cut))
         tally = write_results(results, fastq, summary, settings.min_qscore, on_result=_advance(progress))
     seconds = time.perf_counter() - started
     if not quiet:

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# On a GPU machine: the GPU tests, then the GPU throughput benchmark, in one call.
+# On a GPU machine: the GPU tests, then the GPU decoder and throughput benchmarks, in one call.
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
 # The device machine has torch, h5py, numpy and click but no package index: put wheels for the rest
-# (pod5, lib-pod5, vbz-h5py-plugin, safetensors, tomli-w, tqdm, pytest, hypothesis, dnaio, and their deps) in
-# device_carry/wheels and a few data files in device_carry/data (both ignored by git) and carry device_carry.
+# (pod5, lib-pod5, vbz-h5py-plugin, pyslow5, mappy, dnaio, safetensors, tomli-w, tqdm, pytest, hypothesis,
+# fast-ctc-decode, and their deps) in device_carry/wheels and a few data files in device_carry/data (both ignored
+# by git), and carry device_carry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-benchmarks/results}}
 mkdir -p "$OUT"
 if [ -d device_carry/wheels ]; then
     pip install --quiet --no-index --find-links device_carry/wheels -e '.[test]' --no-deps
-    pip install --quiet --no-index --find-links device_carry/wheels pod5 vbz-h5py-plugin safetensors tomli-w tqdm pytest hypothesis dnaio
+    pip install --quiet --no-index --find-links device_carry/wheels pod5 vbz-h5py-plugin pyslow5 mappy dnaio safetensors tomli-w tqdm pytest hypothesis fast-ctc-decode
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 export BASECALL_SHARED_DATA=${BASECALL_SHARED_DATA:-$PWD/device_carry/data}
 pytest -q -k "cuda or gpu" tests 2>&1 | tail -n 20 | tee "$OUT/gpu_tests.txt"
+python benchmarks/decoder.py --json "$OUT/decoder_gpu.json" 2>&1 | tee "$OUT/decoder_gpu.txt"
 INPUTS=()
 [ -d "$BASECALL_SHARED_DATA/r941_lambda_marcpaga/fast5" ] && INPUTS=(--inputs "$BASECALL_SHARED_DATA/r941_lambda_marcpaga/fast5")
 python benchmarks/throughput.py --device cuda "${INPUTS[@]}" --json "$OUT/throughput_gpu.json" 2>&1 | tee "$OUT/throughput_gpu.txt"

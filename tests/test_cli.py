@@ -14,7 +14,7 @@ from basecall.cli import SUBCOMMANDS, cli
 from basecall.errors import ExitCode
 
 
-def run(*args: str) -> "click.testing.Result":  # noqa: F821
+def run(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 

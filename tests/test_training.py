@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ import torch
 from click.testing import CliRunner
 
 from basecall.cli import cli
-from basecall.config import BasecallerConfig, Config, ModelConfig, TrainConfig
 from basecall.records import Calibration
 from basecall.training.data import ChunkSet, LabelledRead, open_labelled, read_chunks
 from basecall.training.loop import ctc_loss, learning_rate
@@ -96,3 +94,49 @@ def test_real_labelled_readers_agree_with_their_truth() -> None:
         assert len(read.ref_to_signal) == len(read.reference) + 1
         assert read.ref_to_signal[-1] <= len(read.signal)
         assert len(read_chunks(read, 4000, 5)) > 0
+
+
+def test_train_cli_trains_resumes_and_writes_a_usable_model(tmp_path) -> None:
+    """Simulate labelled reads with a k-mer table written here, train two epochs, resume for a third, basecall."""
+    import dnaio
+
+    kmers = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]
+    table = tmp_path / "3mer.model"
+    rows = [f"{kmer}\t{60 + i}\t1.5\t1.2\t0.7" for i, kmer in enumerate(kmers)]
+    table.write_text("kmer\tlevel_mean\tlevel_stdv\tsd_mean\tsd_stdv\n" + "\n".join(rows) + "\n")
+    sim = tmp_path / "sim"
+    args = ["simulate", "--pore-model", str(table), "--random-genome-length", "20000", "-n", "12",
+            "--mean-read-length", "1500", "--seed", "3", "-o", str(sim), "-q"]  # fmt: skip
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "version = 1\n[model]\nstride = 5\ncnn_channels = 8\nresidual_blocks = 1\nrnn_layers = 1\nrnn_size = 8\n"
+        "[basecaller]\nchunksize = 1000\noverlap = 100\nbatch_size = 8\n"
+    )
+    out = tmp_path / "model"
+    common = [str(sim / "labels.hdf5"), "--config", str(config), "-o", str(out), "--batch-size", "4", "-q"]
+    result = CliRunner().invoke(cli, ["train", *common, "--epochs", "2", "--valid-fraction", "0.25"])
+    assert result.exit_code == 0, result.output
+    log = list(csv.DictReader((out / "training.csv").open()))
+    assert [row["epoch"] for row in log] == ["1", "2"]
+    assert {"train_loss", "valid_loss", "valid_median_accuracy", "valid_median_identity"} <= set(log[0])
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["config"]["model"]["rnn_size"] == 8 and state["train_config"]["batch_size"] == 4
+    result = CliRunner().invoke(cli, ["train", *common, "--epochs", "3", "--valid-fraction", "0.25", "--resume"])
+    assert result.exit_code == 0, result.output
+    log = list(csv.DictReader((out / "training.csv").open()))
+    assert [row["epoch"] for row in log] == ["1", "2", "3"]
+    assert int(log[2]["step"]) > int(log[1]["step"])
+    calls = tmp_path / "calls.fastq"
+    result = CliRunner().invoke(cli, ["basecaller", "-m", str(out), str(sim), "-o", str(calls), "-q"])
+    assert result.exit_code == 0, result.output
+    with dnaio.open(calls) as records:
+        called = {record.id for record in records}
+    rows = [line.split("\t") for line in (tmp_path / "calls.summary.tsv").read_text().splitlines()[1:]]
+    assert len(rows) == 12  # every simulated read accounted for
+    assert {row[1] for row in rows if row[9] == "called"} == called
+    bigger = tmp_path / "bigger.toml"
+    bigger.write_text(config.read_text().replace("rnn_size = 8", "rnn_size = 16"))
+    common[2] = str(bigger)
+    result = CliRunner().invoke(cli, ["train", *common, "--epochs", "4", "--resume"])
+    assert result.exit_code == 1 and "architecture differs" in result.output

@@ -137,7 +137,8 @@ def train(
         }
         if validate is not None and valid_reads:
             metrics.update(validate(model, valid_reads))
-        score = metrics.get("valid_median_accuracy", -metrics["valid_loss"])
+        fallback = metrics["valid_loss"] if valid is not None else metrics["train_loss"]
+        score = metrics.get("valid_median_accuracy", -fallback)
         if score > best:
             best = score
             save_model(model, config, out_dir)

@@ -374,25 +374,15 @@ def stored_calls(paths: Iterable[str | Path], recursive: bool = True) -> Iterato
 def _stored_calls_in(path: Path) -> Iterator[StoredCall | None]:
     """Each read's stored call in one fast5 file, None for a read without one."""
     import h5py
-    import vbz_h5py_plugin  # noqa: F401  (registers the VBZ HDF5 filter)
+
+    from basecall.readers.fast5 import read_groups
 
     try:
         with h5py.File(path, "r") as handle:
-            for read_id, group in _read_groups(handle):
-                yield _stored_call(read_id, group, path)
+            for read_id, _, _, analyses_root in read_groups(handle):
+                yield _stored_call(read_id, analyses_root, path)
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{path}: cannot read stored basecalls: {one_line(e)}") from e
-
-
-def _read_groups(handle) -> Iterator[tuple[str, object]]:
-    """(read id, group holding `Analyses`) per read: the file root for single-read files, `read_<id>` for multi-read."""
-    if "Raw" in handle:  # single-read file
-        for raw in handle["Raw/Reads"].values():
-            yield _text(raw.attrs["read_id"]), handle
-    else:
-        for name, group in handle.items():
-            if name.startswith("read_"):
-                yield _text(group["Raw"].attrs.get("read_id", name[len("read_") :])), group
 
 
 def _stored_call(read_id: str, group, path: Path) -> StoredCall | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -60,6 +61,12 @@ class Read:
         if self.acquisition_start is None:
             return None
         return self.acquisition_start + timedelta(seconds=self.start_sample / self.sample_rate_hz)
+
+    @property
+    def start_time_iso(self) -> str:
+        """`start_time` as ISO 8601 UTC ('...Z'), or '' when unknown."""
+        start = self.start_time
+        return start.isoformat().replace("+00:00", "Z") if start else ""
 
     def without_signal(self) -> Read:
         """A copy with the metadata only, to carry past the chunker without holding the signal."""
@@ -128,7 +135,7 @@ class CalledRead:
     moves: np.ndarray = field(repr=False)  # (n_timesteps,) uint8, 1 where a base starts
     stride: int = 1
 
-    @property
+    @cached_property
     def mean_qscore(self) -> float:
         """Mean of per-base error probabilities, as a Phred score (how Dorado and Guppy report it)."""
         if self.qualities.size == 0:

@@ -26,7 +26,7 @@ def read_fast5(path: Path, read_ids: Collection[str] | None = None) -> Iterator[
         return
     with handle:
         try:
-            groups = list(_read_groups(handle))
+            groups = [(read_id, raw, meta) for read_id, raw, meta, _ in read_groups(handle)]
         except Exception as e:
             yield Failure(str(path), f"cannot list the reads in this fast5 file: {one_line(e)}")
             return
@@ -41,16 +41,18 @@ def read_fast5(path: Path, read_ids: Collection[str] | None = None) -> Iterator[
                 yield Failure(str(path), f"cannot read this read: {one_line(e)}", read_id=read_id)
 
 
-def _read_groups(handle: h5py.File) -> Iterator[tuple[str, h5py.Group, h5py.Group]]:
-    """(read_id, raw group with Signal, group holding channel_id/tracking_id/context_tags) for each read."""
-    if "Raw" in handle and "UniqueGlobalKey" in handle:  # single-read file
+def read_groups(handle: h5py.File) -> Iterator[tuple[str, h5py.Group, h5py.Group, h5py.Group]]:
+    """Per read: (read_id, raw group with Signal, group holding channel_id/tracking_id/context_tags, group holding
+    Analyses). Single-read files keep metadata in UniqueGlobalKey and analyses at the root; multi-read files keep
+    everything in one ``read_<id>`` group per read."""
+    if "Raw" in handle:  # single-read file
         for raw in handle["Raw/Reads"].values():
-            yield _str(raw.attrs["read_id"]), raw, handle["UniqueGlobalKey"]
-    else:  # multi-read file: one group per read
+            yield _str(raw.attrs["read_id"]), raw, handle.get("UniqueGlobalKey", handle), handle
+    else:
         for name, group in handle.items():
             if name.startswith("read_"):
                 read_id = _str(group["Raw"].attrs.get("read_id", name[len("read_") :]))
-                yield read_id, group["Raw"], group
+                yield read_id, group["Raw"], group, group
 
 
 def _to_read(read_id: str, raw: h5py.Group, meta: h5py.Group, path: Path) -> Read:

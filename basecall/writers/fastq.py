@@ -33,12 +33,11 @@ def close_text(handle: IO[str]) -> None:
 def fastq_record(called: CalledRead, model_name: str) -> str:
     """One FASTQ record: ``@read_id key=value ...``, sequence, ``+``, Phred+33 qualities."""
     read = called.read
-    start_time = read.start_time
     tags = {
         "runid": read.run_id,
         "read": read.read_number,
         "ch": read.channel,
-        "start_time": start_time.isoformat().replace("+00:00", "Z") if start_time else None,
+        "start_time": read.start_time_iso,
         "flow_cell_id": read.flow_cell_id,
         "model": model_name,
         "mean_qscore": f"{called.mean_qscore:.2f}",

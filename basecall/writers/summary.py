@@ -22,12 +22,11 @@ class SummaryWriter:
         read = item.read
         row: dict[str, object] = {"filename": item.path if isinstance(item, Failure) else read.path}
         if read is not None:
-            start_time = read.start_time
             row.update(
                 read_id=read.read_id,
                 run_id=read.run_id,
                 channel=read.channel,
-                start_time=start_time.isoformat().replace("+00:00", "Z") if start_time else "",
+                start_time=read.start_time_iso,
             )
         elif isinstance(item, Failure):
             row["read_id"] = item.read_id or ""

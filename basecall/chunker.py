@@ -7,6 +7,7 @@ zero-padded. This keeps every chunk on the same timestep grid, which makes stitc
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -23,35 +24,51 @@ def chunk_starts(n_samples: int, chunksize: int, overlap: int, stride: int) -> n
     return np.append(np.arange(0, last, chunksize - overlap, dtype=np.int64), last)
 
 
-def chunk_signal(signal: np.ndarray, chunksize: int, overlap: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n_samples,) float32 → chunks (n_chunks, chunksize) float32 and their starts (n_chunks,)."""
+def pad_for_chunks(signal: np.ndarray, chunksize: int, overlap: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_samples,) float32 → the signal zero-padded to cover every chunk (≥ starts[-1] + chunksize,) float32, and
+    the chunk starts (n_chunks,). Chunk i is ``padded[starts[i] : starts[i] + chunksize]``."""
     starts = chunk_starts(signal.shape[0], chunksize, overlap, stride)
     padded = np.zeros(max(int(starts[-1]) + chunksize, signal.shape[0]), np.float32)
     padded[: signal.shape[0]] = signal
-    windows = np.lib.stride_tricks.sliding_window_view(padded, chunksize)  # (n - chunksize + 1, chunksize) view
-    return np.ascontiguousarray(windows[starts]), starts
+    return padded, starts
 
 
 def batch_chunks(
-    items: Iterable[ChunkedRead | Failure], batch_size: int
+    items: Iterable[ChunkedRead | Failure], batch_size: int, chunksize: int
 ) -> Iterator[ChunkedRead | Failure | Batch]:
-    """Batch chunks across reads, in order.
+    """Batch chunks across reads, in order, cutting each chunk from its read's signal as the batch is filled.
 
-    Each item is passed on first (a ChunkedRead without its chunks), so a consumer learns of a read before any of
-    its chunks come back; then full batches of `batch_size` chunks, and a last partial batch at the end.
+    Each item is passed on first (a ChunkedRead without its signal), so a consumer learns of a read before any of
+    its chunks come back; then full batches of `batch_size` chunks, and a last partial batch at the end. Only the
+    reads with chunks still to batch are held, so memory is bounded by one batch plus those reads' signals.
     """
-    signals: list[np.ndarray] = []  # pending (n, chunksize) blocks
-    keys: list[tuple[int, int]] = []  # (read index, chunk index) of each pending row
+    waiting: deque[ChunkedRead] = deque()  # reads with chunks not yet batched; the first from chunk `next_chunk`
+    next_chunk, n_waiting = 0, 0
+
+    def take(n: int) -> Batch:
+        nonlocal next_chunk, n_waiting
+        signal = np.empty((n, chunksize), np.float32)  # (n, chunksize)
+        keys = []
+        for row in range(n):
+            read = waiting[0]
+            start = int(read.starts[next_chunk])
+            signal[row] = read.signal[start : start + chunksize]
+            keys.append((read.index, next_chunk))
+            next_chunk += 1
+            if next_chunk == read.n_chunks:
+                waiting.popleft()
+                next_chunk = 0
+        n_waiting -= n
+        return Batch(signal=signal, keys=keys)
+
     for item in items:
         if isinstance(item, Failure):
             yield item
             continue
-        yield item.without_chunks()
-        signals.append(item.chunks)
-        keys.extend((item.index, i) for i in range(item.chunks.shape[0]))
-        while len(keys) >= batch_size:
-            block = np.concatenate(signals)
-            yield Batch(signal=block[:batch_size], keys=keys[:batch_size])
-            signals, keys = [block[batch_size:]], keys[batch_size:]
-    if keys:
-        yield Batch(signal=np.concatenate(signals), keys=keys)
+        yield item.without_signal()
+        waiting.append(item)
+        n_waiting += item.n_chunks
+        while n_waiting >= batch_size:
+            yield take(batch_size)
+    if n_waiting:
+        yield take(n_waiting)

@@ -21,6 +21,12 @@ class InputError(BasecallError):
     """A read file or a read cannot be used; the message names the file (and read)."""
 
 
+class ReadsFailed(BasecallError):
+    """A file or read failed and the run was asked to stop at the first failure (--strict)."""
+
+    exit_code = ExitCode.READS_FAILED
+
+
 class ConfigError(BasecallError):
     """A config file or a combination of settings is invalid."""
 

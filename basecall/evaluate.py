@@ -405,14 +405,11 @@ def _text(value: object) -> str:
 
 def write_fastq(path: str, calls: Iterable[StoredCall]) -> int:
     """Write stored calls as FASTQ (`.gz` compresses, '-' is stdout); returns the number written."""
-    from basecall.writers.fastq import close_text, open_text
+    from basecall.writers.output import RecordFile
 
-    handle = open_text(path)
     n_written = 0
-    try:
+    with RecordFile(path) as out:
         for call in calls:
-            handle.write(f"@{call.read_id} {call.analysis}\n{call.sequence}\n+\n{call.quality}\n")
+            out.write(f"@{call.read_id} {call.analysis}\n{call.sequence}\n+\n{call.quality}\n")
             n_written += 1
-    finally:
-        close_text(handle)
     return n_written

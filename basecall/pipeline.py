@@ -23,12 +23,12 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from basecall.chunker import batch_chunks, chunk_signal
+from basecall.chunker import batch_chunks, pad_for_chunks
 from basecall.config import ALPHABET, BasecallerConfig
 from basecall.decoder import Decoder, greedy
 from basecall.errors import InputError
 from basecall.records import Batch, CalledRead, ChunkedRead, DecodedBatch, Failure, Read
-from basecall.signal import normalise
+from basecall.signal import scaled_signal
 from basecall.stitcher import stitch
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,12 @@ def chunk_reads(items: Iterable[Read | Failure], config: BasecallerConfig, strid
             yield item
             continue
         try:
-            signal = normalise(item.signal_pa)
+            signal = scaled_signal(item)
         except InputError as e:
             yield Failure(item.path, str(e), read_id=item.read_id, read=item.without_signal(), n_samples=item.n_samples)
             continue
-        chunks, starts = chunk_signal(signal, config.chunksize, config.overlap, stride)
-        yield ChunkedRead(index, item.without_signal(), item.n_samples, starts, chunks)
+        padded, starts = pad_for_chunks(signal, config.chunksize, config.overlap, stride)
+        yield ChunkedRead(index, item.without_signal(), item.n_samples, starts, padded)
 
 
 @torch.inference_mode()
@@ -177,5 +177,5 @@ def basecall_reads(
     stride = model.stride
     reads = in_thread(reads, "reader")
     chunked = in_thread(chunk_reads(reads, config, stride), "chunker")
-    decoded = decode_batches(batch_chunks(chunked, config.batch_size), model, device, decode)
+    decoded = decode_batches(batch_chunks(chunked, config.batch_size, config.chunksize), model, device, decode)
     yield from stitch_reads(decoded, config.chunksize, stride)

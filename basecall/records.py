@@ -23,7 +23,8 @@ class Calibration:
 
     def to_pa(self, signal: np.ndarray) -> np.ndarray:
         """Raw int16 ADC samples → float32 picoamps. The one place this conversion is done."""
-        return ((signal.astype(np.float32) + np.float32(self.offset)) * np.float32(self.scale)).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # a bad calibration shows as non-finite values, checked later
+            return ((signal.astype(np.float32) + np.float32(self.offset)) * np.float32(self.scale)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -75,35 +76,44 @@ class Read:
 
 @dataclass(frozen=True)
 class Failure:
-    """A file or read that could not be used. `read_id` is None when a whole file (or its rest) failed."""
+    """A file or read that could not be used. `read_id` is None when a whole file (or its rest) failed.
+
+    `skipped` marks a file in a folder that is not a read file (e.g. a run's sequencing_summary.txt): reported and
+    recorded, but not a failure of the run.
+    """
 
     path: str
     reason: str
     read_id: str | None = None
     read: Read | None = None  # the read's metadata (signal dropped), when the read itself was loaded
     n_samples: int | None = None
+    skipped: bool = False
 
     def message(self) -> str:
-        where = self.path if self.read_id is None else f"{self.path} read {self.read_id}"
+        read_id = self.read_id if self.read_id is None or self.read_id.isprintable() else repr(self.read_id)
+        where = self.path if read_id is None else f"{self.path} read {read_id}"
         return f"{where}: {self.reason}"
 
 
 @dataclass(frozen=True)
 class ChunkedRead:
-    """A normalised read cut into chunks; `index` is its position in the run, used to regroup chunks."""
+    """A normalised read and where its chunks start; `index` is its position in the run, used to regroup chunks.
+
+    Chunks are cut from `signal` only as batches are filled, so a long read never exists as a copy per chunk.
+    """
 
     index: int
     read: Read  # metadata only (signal dropped)
     n_samples: int
     starts: np.ndarray  # (n_chunks,) int64 first sample of each chunk
-    chunks: np.ndarray | None  # (n_chunks, chunksize) float32, None once handed to the batcher
+    signal: np.ndarray | None  # (≥ starts[-1] + chunksize,) float32 normalised, zero-padded; None once batched
 
     @property
     def n_chunks(self) -> int:
         return int(self.starts.shape[0])
 
-    def without_chunks(self) -> ChunkedRead:
-        return replace(self, chunks=None)
+    def without_signal(self) -> ChunkedRead:
+        return replace(self, signal=None)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from basecall.chunker import batch_chunks, chunk_signal, chunk_starts
+from basecall.chunker import batch_chunks, chunk_starts, pad_for_chunks
 from basecall.config import BasecallerConfig, Config, ModelConfig, config_from_dict
 from basecall.errors import ConfigError
 from basecall.records import Batch, Calibration, ChunkedRead, Failure, Read
@@ -46,7 +48,11 @@ def test_stitching_keeps_every_timestep_exactly_once(case: tuple[int, int, int, 
 def test_chunks_are_windows_of_the_signal(case: tuple[int, int, int, int]) -> None:
     chunksize, overlap, stride, n_samples = case
     signal = np.arange(1, n_samples + 1, dtype=np.float32)
-    chunks, starts = chunk_signal(signal, chunksize, overlap, stride)
+    padded, starts = pad_for_chunks(signal, chunksize, overlap, stride)
+    read = ChunkedRead(0, _read(0), n_samples, starts, padded)
+    batches = [b for b in batch_chunks([read], batch_size=7, chunksize=chunksize) if isinstance(b, Batch)]
+    chunks = np.concatenate([b.signal for b in batches])
+    assert [k for b in batches for k in b.keys] == [(0, i) for i in range(len(starts))]
     assert chunks.shape == (len(starts), chunksize) and chunks.dtype == np.float32
     for chunk, start in zip(chunks, starts):
         inside = signal[start : start + chunksize]
@@ -80,16 +86,19 @@ def test_command_line_overrides_are_checked_too() -> None:
         config.with_basecaller(chunksize=2001)
 
 
+def _read(index: int) -> Read:
+    return Read(f"r{index}", np.empty(0, np.int16), Calibration(0, 1), 4000.0, "run", 1, 0, "f.pod5")
+
+
 def _chunked(index: int, n_chunks: int, chunksize: int = 4) -> ChunkedRead:
-    read = Read(f"r{index}", np.empty(0, np.int16), Calibration(0, 1), 4000.0, "run", 1, 0, "f.pod5")
-    chunks = np.full((n_chunks, chunksize), index, np.float32)
-    return ChunkedRead(index, read, n_chunks * chunksize, np.arange(n_chunks) * chunksize, chunks)
+    signal = np.full(n_chunks * chunksize, index, np.float32)
+    return ChunkedRead(index, _read(index), n_chunks * chunksize, np.arange(n_chunks) * chunksize, signal)
 
 
 def test_batches_cut_across_reads_and_keep_order() -> None:
     failure = Failure("bad.fast5", "broken")
     items = [_chunked(0, 3), failure, _chunked(1, 1), _chunked(2, 4)]
-    out = list(batch_chunks(items, batch_size=3))
+    out = list(batch_chunks(items, batch_size=3, chunksize=4))
     batches = [o for o in out if isinstance(o, Batch)]
     assert [b.signal.shape[0] for b in batches] == [3, 3, 2]
     keys = [k for b in batches for k in b.keys]
@@ -98,7 +107,7 @@ def test_batches_cut_across_reads_and_keep_order() -> None:
         assert all(b.signal[row, 0] == read for row, (read, _) in enumerate(b.keys))
     passed = [o for o in out if not isinstance(o, Batch)]
     assert [getattr(o, "index", o) for o in passed] == [0, failure, 1, 2]
-    assert all(o.chunks is None for o in passed if isinstance(o, ChunkedRead))
+    assert all(o.signal is None for o in passed if isinstance(o, ChunkedRead))
     # every item is announced before any batch holding its chunks
     first_batch_of: dict[int, int] = {}
     for i, o in enumerate(out):
@@ -106,3 +115,21 @@ def test_batches_cut_across_reads_and_keep_order() -> None:
             first_batch_of.setdefault(read, i)
     announced = {o.index: i for i, o in enumerate(out) if isinstance(o, ChunkedRead)}
     assert all(announced[r] < first_batch_of[r] for r in announced)
+
+
+def test_a_long_read_is_batched_without_a_copy_per_chunk() -> None:
+    """A 2 M-sample read: batching holds one batch beside the read's signal, never all its chunks at once."""
+    chunksize, overlap, stride, batch_size = 4000, 500, 5, 32
+    signal = np.random.default_rng(0).standard_normal(2_000_000).astype(np.float32)
+    padded, starts = pad_for_chunks(signal, chunksize, overlap, stride)
+    read = ChunkedRead(0, _read(0), signal.shape[0], starts, padded)
+    del signal, padded
+    all_chunks_bytes = len(starts) * chunksize * 4  # 572 chunks: 9.2 MB if they were cut at once
+    tracemalloc.start()
+    n_rows = 0
+    for item in batch_chunks([read], batch_size, chunksize):
+        n_rows += item.signal.shape[0] if isinstance(item, Batch) else 0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n_rows == len(starts)
+    assert peak < 3 * batch_size * chunksize * 4 < all_chunks_bytes / 5

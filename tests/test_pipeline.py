@@ -54,7 +54,7 @@ def whole_read_sequence(model: torch.nn.Module, read: Read) -> str:
 )
 def test_pipeline_equals_decoding_each_whole_read(chunksize: int, overlap: int, batch_size: int) -> None:
     model = LocalModel()
-    lengths = [3, 57, 399, 400, 401, 1234, 5000]
+    lengths = [100, 157, 399, 400, 401, 1234, 5000]
     reads = [make_read(f"read{i}", n, seed=i) for i, n in enumerate(lengths)]
     config = BasecallerConfig(chunksize=chunksize, overlap=overlap, batch_size=batch_size)
     results = list(basecall_reads(model, reads, config))
@@ -77,6 +77,25 @@ def test_failures_pass_through_in_order_and_bad_reads_become_failures() -> None:
     assert kinds == [("CalledRead", "a"), ("Failure", None), ("Failure", "flat"), ("CalledRead", "b"), ("Failure", "empty")]
     assert "flat" in results[2].reason and "no samples" in results[4].reason
     assert results[2].n_samples == 500
+
+
+@pytest.mark.parametrize(
+    "n_samples, calibration, reason",
+    [
+        (99, Calibration(0.0, 1.0), "too few samples (99 < 100)"),
+        (500, Calibration(0.0, 0.0), "impossible calibration"),
+        (500, Calibration(0.0, -0.2), "impossible calibration"),
+        (500, Calibration(float("nan"), 0.2), "impossible calibration"),
+        (500, Calibration(0.0, float("inf")), "impossible calibration"),
+        (500, Calibration(3e38, 10.0), "NaN or infinite values after scaling"),
+    ],
+)
+def test_unusable_reads_fail_with_their_reason_and_the_run_goes_on(n_samples: int, calibration, reason: str) -> None:
+    bad = Read("bad", make_read("x", n_samples, 3).signal, calibration, 4000.0, "run", 1, 0, "mem.pod5")
+    items = [make_read("a", 900, 1), bad, make_read("b", 900, 2)]
+    results = list(basecall_reads(LocalModel(), items, BasecallerConfig(chunksize=400, overlap=80, batch_size=4)))
+    assert [type(r).__name__ for r in results] == ["CalledRead", "Failure", "CalledRead"]
+    assert reason in results[1].reason and results[1].read_id == "bad"
 
 
 def test_a_stage_that_raises_forwards_the_error() -> None:

@@ -30,8 +30,9 @@ METADATA = ("run_id", "channel", "start_sample", "read_number", "sample_rate_hz"
 def read_all(paths: Iterable[str | Path], **kwargs) -> tuple[list[Read], list[Failure]]:
     items = list(open_reads(paths, **kwargs))
     reads = [item for item in items if isinstance(item, Read)]
-    failures = [item for item in items if isinstance(item, Failure)]
-    assert len(reads) + len(failures) == len(items)
+    failures = [item for item in items if isinstance(item, Failure) and not item.skipped]
+    skipped = [item for item in items if isinstance(item, Failure) and item.skipped]
+    assert len(reads) + len(failures) + len(skipped) == len(items)
     return reads, failures
 
 
@@ -162,7 +163,10 @@ def tree(tmp_path: Path) -> tuple[Path, dict[str, list[Read]]]:
 def test_folder_discovery_recursive_in_sorted_file_order(tree):
     root, files = tree
     got, failures = read_all([root])
-    assert failures == []  # notes.txt found in a folder is skipped, not reported
+    assert failures == []
+    # notes.txt found in a folder is skipped: reported and recorded, not a failure
+    skipped = [(Path(f.path).name, f.reason) for f in open_reads([root]) if isinstance(f, Failure)]
+    assert skipped == [("notes.txt", "skipped: not a read file (.txt)")]
     order = [str(Path(read.path).relative_to(root)) for read in got]
     assert list(dict.fromkeys(order)) == sorted(files)  # each file's reads together, files in sorted path order
     for name, reads in files.items():

@@ -33,6 +33,8 @@ log = logging.getLogger("basecall.cli")
 @click.option("--beam-width", type=click.IntRange(min=0), default=0, show_default=True, help="CTC beam width; 0 or 1 = greedy.")
 @click.option("--beam-cut", type=click.FloatRange(min=0), help="Drop beam candidates this far (natural log) below the best.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Look for reads in sub-folders.")
+@click.option("--resume", is_flag=True, help="Continue a stopped run into the same OUTPUT and summary: reads already done are kept, not redone.")
+@click.option("--strict", is_flag=True, help="Stop at the first file or read that fails (exit status 3).")
 @logging_options
 def basecaller(
     inputs: tuple[str, ...],
@@ -48,14 +50,20 @@ def basecaller(
     beam_width: int,
     beam_cut: float | None,
     recursive: bool,
+    resume: bool,
+    strict: bool,
     quiet: bool,
     verbose: bool,
     debug: bool,
 ) -> None:
-    """Basecall INPUT files and folders (.pod5, .fast5) into FASTQ.
+    """Basecall INPUT files and folders (.pod5, .fast5, .blow5, .slow5) into FASTQ.
+
+    Every read gets a row in the summary: called, filtered (with the reason) or failed (with the reason); other
+    files found in folders get a `skipped` row. Output files only ever hold whole records: after a crash, a kill or
+    Ctrl-C, run the same command with --resume to finish the run.
 
     Exit status: 0 when every read was called or filtered, 3 when any file or read failed (each is named on
-    stderr and has a row in the summary), 1 when the run could not start, 130 on Ctrl-C.
+    stderr and has a row in the summary), 1 when the run could not start, 2 for a bad command line, 130 on Ctrl-C.
     """
     configure_logging(quiet, verbose)
     from basecall.decoder import make_decoder
@@ -67,7 +75,17 @@ def basecaller(
 
     torch_device = resolve_device(device)
     selected = _load_read_ids(read_ids) if read_ids else None
-    reads = open_reads(inputs, selected, recursive)
+    if summary_path is None and output != "-":
+        summary_path = _default_summary(output)
+    done: set[str] = set()
+    if resume:
+        if output == "-":
+            raise click.UsageError("--resume needs an output file, not stdout")
+        from basecall.writers.resume import recover
+
+        done = recover(output, summary_path)
+        log.info("resuming: %d reads already done in %s", len(done), output)
+    reads = open_reads(inputs, selected, recursive, done)
     if model_name is None:
         first, reads = _peek_read(reads)
         if first is None:
@@ -85,20 +103,26 @@ def basecaller(
         settings.chunksize, settings.overlap, settings.batch_size,
     )  # fmt: skip
     reads = _warn_sample_rate(reads, config.info.sample_rate_hz)
-    if summary_path is None and output != "-":
-        summary_path = _default_summary(output)
 
     progress = _progress(quiet)
     started = time.perf_counter()
-    summary_writer = SummaryWriter(summary_path) if summary_path else nullcontext()
-    with FastqWriter(output, loaded.name) as fastq, summary_writer as summary, progress, _log_above(progress):
-        results = basecall_reads(loaded.model, reads, settings, torch_device, make_decoder(beam_width, beam_cut))
-        tally = write_results(results, fastq, summary, settings.min_qscore, on_result=_advance(progress))
+    append = resume and Path(output).exists()
+    summary_writer = SummaryWriter(summary_path, append and Path(summary_path).exists()) if summary_path else nullcontext()
+    try:
+        with FastqWriter(output, loaded.name, append) as fastq, summary_writer as summary, progress, _log_above(progress):
+            results = basecall_reads(loaded.model, reads, settings, torch_device, make_decoder(beam_width, beam_cut))
+            tally = write_results(results, fastq, summary, settings.min_qscore, _advance(progress), strict)
+    except KeyboardInterrupt:
+        if output != "-":
+            log.warning("stopped: %s holds every read finished so far; run the same command with --resume to go on", output)
+        raise
     seconds = time.perf_counter() - started
     if not quiet:
         click.echo(
-            f"basecall: {tally.called} reads called, {tally.filtered} filtered, {tally.failed} failed "
-            f"in {seconds:.1f} s ({tally.n_samples / seconds:,.0f} samples/s)"
+            f"basecall: {tally.called} reads called, {tally.filtered} filtered, {tally.failed} failed"
+            + (f", {len(done)} already done" if resume else "")
+            + (f", {tally.skipped} other files skipped" if tally.skipped else "")
+            + f" in {seconds:.1f} s ({tally.n_samples / seconds:,.0f} samples/s)"
             + (f"; summary: {summary_path}" if summary_path else ""),
             err=True,
         )

@@ -45,8 +45,10 @@ def train(
 
     Give the architecture with --config (from scratch) or --model (fine-tune). The best model by validation read
     identity is written to OUT as a model directory, usable with `basecall basecaller --model OUT`.
+
+    Started by torchrun (`torchrun --nproc-per-node N -m basecall train ...`), it trains on N processes (one per GPU,
+    or gloo on CPU): --batch-size is per process, and rank 0 validates and writes OUT.
     """
-    configure_logging(quiet, verbose)
     from dataclasses import replace
 
     import numpy as np
@@ -54,7 +56,8 @@ def train(
 
     from basecall.config import TrainConfig, load_config
     from basecall.errors import ConfigError
-    from basecall.model import load_model, resolve_device
+    from basecall.model import load_model
+    from basecall.training import distributed
     from basecall.training.data import ChunkSet, open_labelled
     from basecall.training.loop import TrainingData
     from basecall.training.loop import train as run_training
@@ -62,41 +65,45 @@ def train(
 
     if (config_path is None) == (model_name is None):
         raise ConfigError("give exactly one of --config (train from scratch) or --model (fine-tune)")
-    torch_device = resolve_device(device)
-    initial_weights = None
-    if model_name:
-        loaded = load_model(model_name)
-        config, initial_weights = loaded.config, loaded.model.state_dict()
-    else:
-        config = load_config(config_path)
-    train_config = replace(TrainConfig(), **{k: v for k, v in recipe.items() if v is not None}).check()
+    with distributed.process_group(device) as torch_device:
+        main = distributed.rank() == 0
+        quiet = quiet or not main  # one process reports
+        configure_logging(quiet, verbose)
+        initial_weights = None
+        if model_name:
+            loaded = load_model(model_name)
+            config, initial_weights = loaded.config, loaded.model.state_dict()
+        else:
+            config = load_config(config_path)
+        train_config = replace(TrainConfig(), **{k: v for k, v in recipe.items() if v is not None}).check()
 
-    items = list(open_labelled(data))
-    reads = [i for i in items if not isinstance(i, ChunkSet)]
-    prepared = [i for i in items if isinstance(i, ChunkSet)]
-    if valid_data:
-        valid_reads = [i for i in open_labelled(valid_data) if not isinstance(i, ChunkSet)]
-    else:
-        held_out = np.random.default_rng(train_config.seed).random(len(reads)) < train_config.valid_fraction
-        valid_reads = [r for r, h in zip(reads, held_out) if h]
-        reads = [r for r, h in zip(reads, held_out) if not h]
-    log.info(
-        "training on %d labelled reads and %d prepared chunks, validating on %d reads; %s",
-        len(reads), sum(len(p) for p in prepared), len(valid_reads), torch_device,
-    )  # fmt: skip
-    with tqdm(unit="step", file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False) as progress:
-
-        def on_step(step: int, loss: float) -> None:
-            progress.update()
-            progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
-
-        metrics = run_training(
-            config, train_config, TrainingData(reads, prepared), valid_reads, out_dir, torch_device,
-            initial_weights=initial_weights, resume=resume, validate=read_identity(config, torch_device),
-            on_step=on_step,
+        items = list(open_labelled(data))
+        reads = [i for i in items if not isinstance(i, ChunkSet)]
+        prepared = [i for i in items if isinstance(i, ChunkSet)]
+        if valid_data:
+            valid_reads = [i for i in open_labelled(valid_data) if not isinstance(i, ChunkSet)]
+        else:
+            held_out = np.random.default_rng(train_config.seed).random(len(reads)) < train_config.valid_fraction
+            valid_reads = [r for r, h in zip(reads, held_out) if h]
+            reads = [r for r, h in zip(reads, held_out) if not h]
+        log.info(
+            "training on %d labelled reads and %d prepared chunks, validating on %d reads; %s",
+            len(reads), sum(len(p) for p in prepared), len(valid_reads), torch_device,
         )  # fmt: skip
-    click.echo(
-        f"basecall: trained {metrics.get('epoch')} epochs; last validation: "
-        + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("valid")),
-        err=True,
-    )
+        with tqdm(unit="step", file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False) as progress:
+
+            def on_step(step: int, loss: float) -> None:
+                progress.update()
+                progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+            metrics = run_training(
+                config, train_config, TrainingData(reads, prepared), valid_reads, out_dir, torch_device,
+                initial_weights=initial_weights, resume=resume, validate=read_identity(config, torch_device),
+                on_step=on_step,
+            )  # fmt: skip
+    if main:
+        click.echo(
+            f"basecall: trained {metrics.get('epoch')} epochs; last validation: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("valid")),
+            err=True,
+        )

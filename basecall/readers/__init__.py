@@ -1,7 +1,9 @@
 """Stream reads from pod5, fast5 and slow5/blow5 files, files and folders mixed.
 
 `open_reads` yields a `Read` for every read and a `Failure` for every file or read that cannot be used,
-so a bad file never stops the run and never goes unreported.
+so a bad file never stops the run and never goes unreported. It is also where every read id is checked once:
+a read id that is not a single printable word (it would break the FASTQ header) fails, and a read id seen before
+in the run fails as a duplicate (the first copy is called).
 """
 
 from __future__ import annotations
@@ -29,12 +31,19 @@ SUFFIXES = (".pod5", ".fast5", ".blow5", ".slow5")
 
 
 def find_read_files(paths: Iterable[str | Path], recursive: bool = True) -> Iterator[Path | Failure]:
-    """Expand files and folders into read files (sorted within a folder, each file once)."""
+    """Expand files and folders into read files (sorted within a folder, each file once).
+
+    Other files found in a folder come out as skipped Failures (a run folder's reports and summaries are normal);
+    a file named explicitly is always tried, whatever its name.
+    """
     seen: set[Path] = set()
     for path in map(Path, paths):
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.suffix.lower() in SUFFIXES and p.is_file())
+            files = sorted(p for p in path.glob(pattern) if p.is_file())
+            found = [p for p in files if p.suffix.lower() in SUFFIXES]
+            for other in sorted(set(files) - set(found)):
+                yield Failure(str(other), f"skipped: not a read file ({other.suffix or 'no extension'})", skipped=True)
             if not found:
                 log.warning("%s: no read files (%s) in this folder", path, ", ".join(SUFFIXES))
         elif path.exists():
@@ -50,18 +59,42 @@ def find_read_files(paths: Iterable[str | Path], recursive: bool = True) -> Iter
 
 
 def open_reads(
-    paths: Iterable[str | Path], read_ids: Collection[str] | None = None, recursive: bool = True
+    paths: Iterable[str | Path],
+    read_ids: Collection[str] | None = None,
+    recursive: bool = True,
+    done: Collection[str] = (),
 ) -> Iterator[Read | Failure]:
-    """Yield every read (or only `read_ids`) from `paths`, and a Failure for what cannot be read."""
+    """Yield every read (or only `read_ids`) from `paths`, and a Failure for what cannot be read.
+
+    Reads in `done` (finished by an earlier, interrupted run) are left out silently.
+    """
     sources = _sources()
     if read_ids is not None:
         read_ids = {read_id.strip().lower() for read_id in read_ids}  # read ids are UUIDs, written in lower case
-    for item in find_read_files(paths, recursive):
-        if isinstance(item, Failure):
-            yield item
+    first_seen: dict[str, str] = {}  # read id → the file it was first read from
+    for file in find_read_files(paths, recursive):
+        if isinstance(file, Failure):
+            yield file
             continue
-        source = sources.get(item.suffix.lower())
+        source = sources.get(file.suffix.lower())
         if source is None:
-            yield Failure(str(item), f"unsupported file type {item.suffix!r} (expected {' or '.join(SUFFIXES)})")
+            yield Failure(str(file), f"unsupported file type {file.suffix!r} (expected {' or '.join(SUFFIXES)})")
             continue
-        yield from source(item, read_ids)
+        for item in source(file, read_ids):
+            if isinstance(item, Read):
+                if item.read_id in done:
+                    continue
+                problem = _read_id_problem(item.read_id, first_seen)
+                if problem:
+                    item = Failure(item.path, problem, item.read_id, item.without_signal(), item.n_samples)
+                else:
+                    first_seen[item.read_id] = item.path
+            yield item
+
+
+def _read_id_problem(read_id: str, first_seen: dict[str, str]) -> str | None:
+    if not read_id or not read_id.isprintable() or any(c.isspace() for c in read_id):
+        return f"invalid read id {read_id!r} (must be one printable word)"
+    if read_id in first_seen:
+        return f"duplicate read id: already read from {first_seen[read_id]}"
+    return None

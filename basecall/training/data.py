@@ -6,6 +6,9 @@ Sources (dispatch in `open_labelled`):
   simulator (`basecall simulate`) writes its labels in this format too
 - a prepared chunk folder: ``chunks.npy`` (N, chunksize) float32, ``references.npy`` (N, max_len) uint8 (1-4 = ACGT,
   0 = padding), ``reference_lengths.npy`` (N,) (the layout bonito uses)
+- an aligned BAM (or SAM) from Dorado with move tables (``dorado basecaller --emit-moves --reference ...``: tags mv,
+  ts, ns, and pi/sp for split reads), its reads' signal from the pod5 files and folders given beside it; the labels are
+  the reference span each primary alignment covers, from a reference FASTA if given, else rebuilt from SEQ+CIGAR+MD
 
 Chunks are normalised exactly as at basecalling time (`basecall.signal.normalise` over the whole read).
 """
@@ -13,17 +16,23 @@ Chunks are normalised exactly as at basecalling time (`basecall.signal.normalise
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 import vbz_h5py_plugin  # noqa: F401  (registers the VBZ HDF5 filter)
 
 from basecall.errors import InputError, one_line
-from basecall.records import Calibration
+from basecall.readers.pod5 import read_pod5
+from basecall.records import Calibration, Failure
 from basecall.signal import normalise
+
+if TYPE_CHECKING:
+    import pysam
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +104,6 @@ class ChunkSet:
 def read_tombo(path: Path) -> Iterator[LabelledRead]:
     """Tombo 1.5 resquiggled single-read fast5: events hold each base's start and length in the raw signal."""
     from basecall.readers.fast5 import read_fast5
-    from basecall.records import Failure
 
     reads = [r for r in read_fast5(path) if not isinstance(r, Failure)]
     with h5py.File(path, "r") as handle:
@@ -107,7 +115,7 @@ def read_tombo(path: Path) -> Iterator[LabelledRead]:
     starts = offset + events["start"].astype(np.int64)
     ref_to_signal = np.append(starts, starts[-1] + int(events["length"][-1]))
     read = reads[0]
-    yield LabelledRead(read.read_id, read.signal, read.calibration, _encode(events["base"]), ref_to_signal)
+    yield LabelledRead(read.read_id, read.signal, read.calibration, _encode(b"".join(events["base"])), ref_to_signal)
 
 
 def read_taiyaki(path: Path) -> Iterator[LabelledRead]:
@@ -151,31 +159,199 @@ def _clean_id(value: object) -> str:
     return text.removeprefix("b'").removesuffix("'")  # remora's file stores repr(bytes)
 
 
-def _encode(bases: np.ndarray) -> np.ndarray:
-    """Array of b'A'/b'C'/b'G'/b'T' → uint8 1-4."""
+def _encode(bases: bytes) -> np.ndarray:
+    """b"ACGT..." → (n_bases,) uint8 1-4."""
     table = np.zeros(256, np.uint8)
     table[np.frombuffer(b"ACGT", np.uint8)] = [1, 2, 3, 4]
-    codes = table[np.frombuffer(b"".join(bases), np.uint8)]
+    codes = table[np.frombuffer(bases, np.uint8)]
     if not codes.all():
         raise InputError("reference has bases other than A, C, G, T")
     return codes
 
 
-def open_labelled(paths: Iterable[str | Path]) -> Iterator[LabelledRead | ChunkSet]:
-    """Labelled reads (or prepared chunk sets) from files and folders of any supported source."""
-    for path in map(Path, paths):
-        if path.is_dir() and (path / "chunks.npy").exists():
+@dataclass(frozen=True)
+class _Alignment:
+    """A BAM record's labels, waiting for its signal from a pod5 file."""
+
+    read_id: str
+    offset: int  # first sample of this read in the pod5 read's signal (sp: nonzero for Dorado split reads)
+    n_samples: int  # ns: samples of this read
+    reference: np.ndarray  # (n_bases,) uint8 1-4, in signal order
+    ref_to_signal: np.ndarray  # (n_bases + 1,) int64, relative to `offset`
+
+
+_MATCH, _QUERY_ONLY, _REFERENCE_ONLY = (0, 7, 8), (1, 4, 5), (2, 3)  # CIGAR M = X; I S H; D N
+
+
+def read_bam(path: Path, pod5_files: Sequence[Path], reference: Path | None = None) -> Iterator[LabelledRead]:
+    """Dorado reads aligned with move tables (mv, ts, ns tags), labelled with the reference they align to.
+
+    Only primary alignments are used. The reference bases come from `reference` (FASTA, indexed or in a writable
+    folder) if given, else from each record's SEQ, CIGAR and MD tag; they are put in signal order (reverse-complemented
+    for reverse-strand alignments). The signal is looked up by read id (the parent id ``pi`` for split reads) in
+    `pod5_files`.
+    """
+    import pysam
+
+    fasta = _open_fasta(reference) if reference is not None else None
+    pending: dict[str, list[_Alignment]] = {}  # pod5 read id → the alignments that take their signal from it
+    skipped: Counter[str] = Counter()
+    try:
+        with pysam.AlignmentFile(str(path), check_sq=False) as bam:
+            for record in bam:
+                try:
+                    aligned = _alignment(record, fasta)
+                except _Skip as e:
+                    skipped[str(e)] += 1
+                    continue
+                parent = str(record.get_tag("pi")) if record.has_tag("pi") else aligned.read_id
+                pending.setdefault(parent, []).append(aligned)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable BAM/SAM file: {one_line(e)}") from e
+    n_labelled = 0
+    for pod5_file in pod5_files:
+        for read in read_pod5(pod5_file, read_ids=list(pending)):
+            if isinstance(read, Failure):
+                if read.read_id is None:
+                    raise InputError(read.message())
+                log.warning("%s", read.message())
+                continue
+            for aligned in pending.pop(read.read_id, []):
+                signal = read.signal[aligned.offset : aligned.offset + aligned.n_samples]
+                if aligned.ref_to_signal[-1] > len(signal):
+                    skipped["signal shorter than its move table"] += 1
+                    continue
+                n_labelled += 1
+                yield LabelledRead(aligned.read_id, signal, read.calibration, aligned.reference, aligned.ref_to_signal)
+    skipped["no signal in the pod5 files given"] += sum(map(len, pending.values()))
+    reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items() if count)
+    log.info("%s: %d labelled reads%s", path, n_labelled, f"; skipped {reasons}" if reasons else "")
+
+
+class _Skip(Exception):
+    """A BAM record that gives no labels (the message says why; counted, not fatal)."""
+
+
+def _open_fasta(path: Path) -> pysam.FastaFile:
+    import pysam
+
+    try:
+        return pysam.FastaFile(str(path))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot open the reference FASTA (or write its .fai index): {one_line(e)}") from e
+
+
+def _alignment(record: pysam.AlignedSegment, fasta: pysam.FastaFile | None) -> _Alignment:
+    """The reference bases a primary alignment covers and the signal position of each, both in signal order."""
+    if record.is_unmapped or record.is_secondary or record.is_supplementary:
+        raise _Skip("unmapped, secondary or supplementary")
+    if not record.has_tag("mv"):
+        raise _Skip("without a move table (mv tag; basecall with --emit-moves)")
+    mv = np.asarray(record.get_tag("mv"))  # (1 + n_timesteps,): the stride, then 1 where a base starts
+    stride, moves = int(mv[0]), mv[1:]
+    if int(moves.sum()) != record.infer_read_length():
+        raise _Skip("whose move table does not match the read length")
+    if fasta is not None:
+        forward = _fetch(fasta, record)
+    elif record.has_tag("MD"):
+        forward = record.get_reference_sequence()
+    else:
+        raise InputError(f"read {record.query_name} has no MD tag: give the reference FASTA (or add MD with samtools calmd)")
+    try:
+        reference = _encode(forward.upper().encode())  # (n_bases,) in reference order
+    except InputError as e:
+        raise _Skip("whose reference has bases other than A, C, G, T") from e
+    cigar = record.cigartuples
+    if record.is_reverse:  # SEQ and CIGAR are stored along the reference; the signal reads the other strand
+        reference, cigar = (5 - reference)[::-1], cigar[::-1]  # 1-4 = ACGT: 5 - code is the complement
+    query_to_signal = int(record.get_tag("ts")) + stride * np.append(np.flatnonzero(moves), len(moves))
+    return _Alignment(
+        read_id=record.query_name,
+        offset=int(record.get_tag("sp")) if record.has_tag("sp") else 0,
+        n_samples=int(record.get_tag("ns")),
+        reference=np.ascontiguousarray(reference),
+        ref_to_signal=_ref_to_signal(cigar, query_to_signal, len(reference)),
+    )
+
+
+def _fetch(fasta: pysam.FastaFile, record: pysam.AlignedSegment) -> str:
+    """The reference span of an alignment, from the FASTA."""
+    try:
+        forward = fasta.fetch(record.reference_name, record.reference_start, record.reference_end)
+    except KeyError as e:
+        raise InputError(f"{fasta.filename.decode()}: no contig {record.reference_name}") from e
+    if len(forward) != record.reference_length:
+        raise InputError(f"{fasta.filename.decode()}: {record.reference_name} is shorter than the BAM's alignments")
+    return forward
+
+
+def _ref_to_signal(cigar: list[tuple[int, int]], query_to_signal: np.ndarray, n_bases: int) -> np.ndarray:
+    """First sample of each reference base, then the end of the last one, from a CIGAR in signal order.
+
+    query_to_signal: (n_query + 1,) first sample of each called base (clipped ones included), then the end of the
+    last. A reference base starts where the called base aligned to it starts; inserted bases extend the reference base
+    before them; deleted reference bases share, evenly, the span between their aligned neighbours (so where a deletion
+    is longer than that span in samples, several bases start at the same sample). Clipped bases lie outside the span.
+    Returns (n_bases + 1,) int64, non-decreasing.
+    """
+    starts = np.full(n_bases + 1, np.nan)  # NaN: a deleted base, interpolated below
+    query = ref = 0
+    for op, length in cigar:
+        if op in _MATCH:
+            starts[ref : ref + length] = query_to_signal[query : query + length]
+            query, ref = query + length, ref + length
+            end = query_to_signal[query]
+        elif op in _QUERY_ONLY:
+            query += length
+        elif op in _REFERENCE_ONLY:
+            ref += length
+    starts[n_bases] = end
+    deleted = np.isnan(starts)
+    index = np.arange(n_bases + 1)
+    starts[deleted] = np.interp(index[deleted], index[~deleted], starts[~deleted])
+    return np.floor(starts).astype(np.int64)
+
+
+def open_labelled(
+    paths: Iterable[str | Path], reference: str | Path | None = None
+) -> Iterator[LabelledRead | ChunkSet]:
+    """Labelled reads (or prepared chunk sets) from files and folders of any supported source.
+
+    A .bam (or .sam) of aligned Dorado calls takes its reads' signal from the .pod5 files given beside it in `paths`,
+    directly or inside folders (as in ``remora dataset prepare reads.pod5 calls.bam``): ``["pod5_dir", "calls.bam"]``,
+    or one folder holding both. `reference` is the FASTA the BAM was aligned to; without it the reference bases are
+    rebuilt from the records' MD tags.
+    """
+    sources = [(path, _files(path)) for path in map(Path, paths)]
+    listed = [file for _, files in sources for file in files or []]
+    pod5_files = [file for file in listed if file.suffix.lower() == ".pod5"]
+    alignments = [file for file in listed if file.suffix.lower() in (".bam", ".sam")]
+    if pod5_files and not alignments:
+        raise InputError(f"{pod5_files[0]}: pod5 has no labels; give the aligned BAM with move tables beside it")
+    if alignments and not pod5_files:
+        raise InputError(f"{alignments[0]}: give the pod5 files (or folders) with its reads' signal beside it")
+    for path, files in sources:
+        if files is None:
             yield ChunkSet.load(path)
-            continue
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
+        for file in files or []:
             suffix = file.suffix.lower()
             if suffix == ".fast5":
                 yield from read_tombo(file)
             elif suffix in (".hdf5", ".h5"):
                 yield from read_taiyaki(file)
-            elif not path.is_dir():
-                raise InputError(f"{file}: not a labelled-read file (.fast5 Tombo, .hdf5 Taiyaki, or a chunk folder)")
+            elif suffix in (".bam", ".sam"):
+                yield from read_bam(file, pod5_files, None if reference is None else Path(reference))
+            elif suffix != ".pod5" and not path.is_dir():
+                raise InputError(
+                    f"{file}: not a labelled-read file (.fast5 Tombo, .hdf5 Taiyaki, .bam with .pod5, or a chunk folder)"
+                )
+
+
+def _files(path: Path) -> list[Path] | None:
+    """The files a DATA path stands for (a folder's, recursively, sorted); None for a prepared chunk folder."""
+    if path.is_dir():
+        return None if (path / "chunks.npy").exists() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [path]
 
 
 def read_chunks(

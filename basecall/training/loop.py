@@ -5,6 +5,9 @@ Output folder:
   config.toml + weights.safetensors   the best model so far (by validation median accuracy): a model directory
   checkpoint.pt                       last state, for --resume (model, optimiser, step, epoch, configs, best metric)
   training.csv                        one row per epoch
+
+Under torchrun (see `basecall.training.distributed`) each process trains on its share of every epoch's chunks, so
+`batch_size` is per process; only rank 0 validates and writes the output folder.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from basecall.atomic import atomic_path
 from basecall.config import Config, TrainConfig, config_from_dict
 from basecall.errors import ConfigError
 from basecall.model import Model, save_model
+from basecall.training import distributed
 from basecall.training.data import ChunkSet, LabelledRead, read_chunks
 
 log = logging.getLogger(__name__)
@@ -71,16 +76,20 @@ def train(
     validate: Callable[[Model, list[LabelledRead]], dict[str, float]] | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> dict[str, float]:
-    """Train a model; return the last epoch's validation metrics. The best model is saved in `out_dir`."""
+    """Train a model; return the last epoch's metrics (on rank 0; none on the others). The best model is saved in
+    `out_dir`. Epoch e's chunks and their order depend only on the seed and e, so a resumed run trains like an
+    uninterrupted one."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    main = distributed.rank() == 0
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(train_config.seed)
-    rng = np.random.default_rng(train_config.seed)
     model = Model(config.model).to(device)
     if initial_weights is not None:
         model.load_state_dict(initial_weights)
     optimiser = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
     chunksize, stride = config.basecaller.chunksize, config.model.stride
+    valid_reads = valid_reads if main else []  # only rank 0 validates
     valid = ChunkSet.concatenate([read_chunks(r, chunksize, stride) for r in valid_reads]) if valid_reads else None
 
     start_epoch, step, best = 0, 0, -1.0
@@ -91,20 +100,20 @@ def train(
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         start_epoch, step, best = state["epoch"], state["step"], state["best"]
-        rng = np.random.default_rng([train_config.seed, start_epoch])
-        torch.manual_seed(train_config.seed + start_epoch)
         log.info("resumed from epoch %d, step %d", start_epoch, step)
 
-    steps_per_epoch = len(data.epoch_chunks(chunksize, stride, None)) // train_config.batch_size
+    network = distributed.wrap(model, device)
+    world_size = distributed.world_size()
+    steps_per_epoch = len(data.epoch_chunks(chunksize, stride, None)) // world_size // train_config.batch_size
     total_steps = steps_per_epoch * train_config.epochs
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     metrics: dict[str, float] = {}
     for epoch in range(start_epoch, train_config.epochs):
         started = time.perf_counter()
-        chunks = data.epoch_chunks(chunksize, stride, rng)
-        order = rng.permutation(len(chunks))
-        model.train()
+        chunks = data.epoch_chunks(chunksize, stride, np.random.default_rng([train_config.seed, epoch]))
+        order = distributed.shard(len(chunks), train_config.seed, epoch)
+        network.train()
         losses = []
         for first in range(0, len(order) - train_config.batch_size + 1, train_config.batch_size):
             batch = chunks.subset(order[first : first + train_config.batch_size])
@@ -112,7 +121,7 @@ def train(
                 group["lr"] = learning_rate(step, total_steps, train_config.lr, train_config.warmup_steps)
             x = torch.from_numpy(batch.chunks).to(device).unsqueeze(1)  # (B, 1, chunksize)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                log_probs = model(x)  # (T, B, 5)
+                log_probs = network(x)  # (T, B, 5)
             loss = ctc_loss(log_probs, torch.from_numpy(batch.references), torch.from_numpy(batch.lengths))
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -125,37 +134,41 @@ def train(
             if on_step:
                 on_step(step, losses[-1])
         seconds = time.perf_counter() - started
-        model.eval()
-        metrics = {
-            "epoch": epoch + 1,
-            "step": step,
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
-            "valid_loss": _valid_loss(model, valid, device) if valid is not None else float("nan"),
-            "lr": optimiser.param_groups[0]["lr"],
-            "train_samples_per_s": len(losses) * train_config.batch_size * chunksize / seconds,
-            "seconds": seconds,
-        }
-        if validate is not None and valid_reads:
-            metrics.update(validate(model, valid_reads))
-        fallback = metrics["valid_loss"] if valid is not None else metrics["train_loss"]
-        score = metrics.get("valid_median_accuracy", -fallback)
-        if score > best:
-            best = score
-            save_model(model, config, out_dir)
-        _append_log(out_dir / LOG, metrics)
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
+        train_loss = distributed.mean(float(np.mean(losses)) if losses else float("nan"), device)
+        if main:
+            model.eval()
+            metrics = {
                 "epoch": epoch + 1,
                 "step": step,
-                "best": best,
-                "config": config.to_dict(),
-                "train_config": asdict(train_config),
-            },
-            out_dir / CHECKPOINT,
-        )
-        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+                "train_loss": train_loss,
+                "valid_loss": _valid_loss(model, valid, device) if valid is not None else float("nan"),
+                "lr": optimiser.param_groups[0]["lr"],
+                "train_samples_per_s": len(losses) * train_config.batch_size * chunksize * world_size / seconds,
+                "seconds": seconds,
+            }
+            if validate is not None and valid_reads:
+                metrics.update(validate(model, valid_reads))
+            fallback = metrics["valid_loss"] if valid is not None else metrics["train_loss"]
+            score = metrics.get("valid_median_accuracy", -fallback)
+            if score > best:
+                best = score
+                save_model(model, config, out_dir)
+            _append_log(out_dir / LOG, metrics)
+            with atomic_path(out_dir / CHECKPOINT) as temporary:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimiser": optimiser.state_dict(),
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "best": best,
+                        "config": config.to_dict(),
+                        "train_config": asdict(train_config),
+                    },
+                    temporary,
+                )
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        distributed.barrier()  # the other ranks wait while rank 0 validates and writes
     return metrics
 
 

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from basecall.errors import ReadsFailed
 from basecall.records import CalledRead, Failure
 from basecall.writers.fastq import FastqWriter
-from basecall.writers.summary import CALLED, FAILED, FILTERED, SummaryWriter
+from basecall.writers.summary import CALLED, FAILED, FILTERED, SKIPPED, SummaryWriter
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ class Tally:
     called: int = 0
     filtered: int = 0
     failed: int = 0  # reads and whole files that failed
+    skipped: int = 0  # files in folders that are not read files
     n_samples: int = 0  # samples of the reads that were called or filtered
     failures: list[str] = field(default_factory=list)
 
@@ -37,16 +39,27 @@ def write_results(
     summary: SummaryWriter | None,
     min_qscore: float = 0.0,
     on_result: Callable[[CalledRead | Failure], None] | None = None,
+    strict: bool = False,
 ) -> Tally:
-    """Write each result to the FASTQ (if called and kept) and the summary; log each failure as one line."""
+    """Write each result to the FASTQ (if called and kept) and the summary; log each failure as one line.
+
+    With `strict`, the first failure stops the run (after its summary row) with ReadsFailed.
+    """
     tally = Tally()
     for item in results:
-        if isinstance(item, Failure):
+        if isinstance(item, Failure) and item.skipped:
+            tally.skipped += 1
+            log.info("%s", item.message())
+            if summary:
+                summary.write(item, SKIPPED, item.reason)
+        elif isinstance(item, Failure):
             tally.failed += 1
             tally.failures.append(item.message())
-            log.error("%s", item.message())
             if summary:
                 summary.write(item, FAILED, item.reason)
+            if strict:
+                raise ReadsFailed(f"{item.message()} (stopping: --strict)")
+            log.error("%s", item.message())
         else:
             tally.n_samples += item.n_samples
             reason = filter_reason(item, min_qscore)

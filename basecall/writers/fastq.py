@@ -1,33 +1,9 @@
-"""FASTQ output: a path, a path ending in .gz, or '-' for stdout."""
+"""FASTQ output: a path, a path ending in .gz, or '-' for stdout (see `basecall.writers.output`)."""
 
 from __future__ import annotations
 
-import gzip
-import sys
-from typing import IO
-
-from basecall.errors import InputError
 from basecall.records import CalledRead
-
-
-def open_text(path: str) -> IO[str]:
-    """Open an output for text: '-' is stdout, '.gz' is gzip-compressed."""
-    if path == "-":
-        return sys.stdout
-    try:
-        if path.endswith(".gz"):
-            return gzip.open(path, "wt", compresslevel=4)
-        return open(path, "w")
-    except OSError as e:
-        raise InputError(f"{path}: cannot write: {e.strerror or e}") from e
-
-
-def close_text(handle: IO[str]) -> None:
-    """Close an output from `open_text`; stdout is flushed, not closed."""
-    if handle is sys.stdout:
-        handle.flush()
-    else:
-        handle.close()
+from basecall.writers.output import RecordFile
 
 
 def fastq_record(called: CalledRead, model_name: str) -> str:
@@ -49,16 +25,16 @@ def fastq_record(called: CalledRead, model_name: str) -> str:
 
 
 class FastqWriter:
-    def __init__(self, path: str, model_name: str):
+    def __init__(self, path: str, model_name: str, append: bool = False):
         self.path = path
         self.model_name = model_name
-        self._out = open_text(path)
+        self._out = RecordFile(path, append)
 
     def write(self, called: CalledRead) -> None:
         self._out.write(fastq_record(called, self.model_name))
 
     def close(self) -> None:
-        close_text(self._out)
+        self._out.close()
 
     def __enter__(self) -> FastqWriter:
         return self

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from basecall.records import CalledRead, Failure
-from basecall.writers.fastq import close_text, open_text
+from basecall.writers.output import RecordFile
 
 COLUMNS = (
     "filename", "read_id", "run_id", "channel", "start_time", "duration", "num_samples",
     "sequence_length", "mean_qscore", "status", "reason",
 )  # fmt: skip
 
-CALLED, FILTERED, FAILED = "called", "filtered", "failed"
+HEADER = "\t".join(COLUMNS) + "\n"
+CALLED, FILTERED, FAILED, SKIPPED = "called", "filtered", "failed", "skipped"
 
 
 class SummaryWriter:
-    def __init__(self, path: str):
-        self._out = open_text(path)
-        self._out.write("\t".join(COLUMNS) + "\n")
+    def __init__(self, path: str, append: bool = False):
+        self.path = path
+        self._out = RecordFile(path, append)
+        if not append:
+            self._out.write(HEADER)
 
     def write(self, item: CalledRead | Failure, status: str, reason: str = "") -> None:
         read = item.read
@@ -35,11 +38,11 @@ class SummaryWriter:
             row.update(num_samples=n_samples, duration=f"{n_samples / read.sample_rate_hz:.3f}")
         if isinstance(item, CalledRead):
             row.update(sequence_length=len(item.sequence), mean_qscore=f"{item.mean_qscore:.2f}")
-        row.update(status=status, reason=_clean(reason))
-        self._out.write("\t".join(str(row.get(c, "")) for c in COLUMNS) + "\n")
+        row.update(status=status, reason=reason)
+        self._out.write("\t".join(_clean(str(row.get(c, ""))) for c in COLUMNS) + "\n")
 
     def close(self) -> None:
-        close_text(self._out)
+        self._out.close()
 
     def __enter__(self) -> SummaryWriter:
         return self

@@ -19,7 +19,8 @@ class Calibration:
 
     @classmethod
     def from_range(cls, offset: float, range_pa: float, digitisation: float) -> Calibration:
-        return cls(offset=float(offset), scale=float(range_pa) / float(digitisation))
+        scale = float(range_pa) / float(digitisation) if float(digitisation) else math.nan  # nan: checked later
+        return cls(offset=float(offset), scale=scale)
 
     def to_pa(self, signal: np.ndarray) -> np.ndarray:
         """Raw int16 ADC samples → float32 picoamps. The one place this conversion is done."""

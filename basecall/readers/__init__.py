@@ -46,8 +46,11 @@ def find_read_files(paths: Iterable[str | Path], recursive: bool = True) -> Iter
                 yield Failure(str(other), f"skipped: not a read file ({other.suffix or 'no extension'})", skipped=True)
             if not found:
                 log.warning("%s: no read files (%s) in this folder", path, ", ".join(SUFFIXES))
-        elif path.exists():
+        elif path.is_file():
             found = [path]
+        elif path.exists():
+            yield Failure(str(path), "not a regular file or folder")
+            continue
         else:
             yield Failure(str(path), "no such file or folder")
             continue

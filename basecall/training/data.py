@@ -208,6 +208,8 @@ def read_bam(path: Path, pod5_files: Sequence[Path], reference: Path | None = No
                 pending.setdefault(parent, []).append(aligned)
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: not a readable BAM/SAM file: {one_line(e)}") from e
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from e
     n_labelled = 0
     for pod5_file in pod5_files:
         for read in read_pod5(pod5_file, read_ids=list(pending)):
@@ -256,7 +258,7 @@ def _alignment(record: pysam.AlignedSegment, fasta: pysam.FastaFile | None) -> _
     elif record.has_tag("MD"):
         forward = record.get_reference_sequence()
     else:
-        raise InputError(f"read {record.query_name} has no MD tag: give the reference FASTA (or add MD with samtools calmd)")
+        raise InputError(f"read {record.query_name} has no MD tag: give the reference FASTA or run samtools calmd")
     try:
         reference = _encode(forward.upper().encode())  # (n_bases,) in reference order
     except InputError as e:
@@ -343,7 +345,7 @@ def open_labelled(
                 yield from read_bam(file, pod5_files, None if reference is None else Path(reference))
             elif suffix != ".pod5" and not path.is_dir():
                 raise InputError(
-                    f"{file}: not a labelled-read file (.fast5 Tombo, .hdf5 Taiyaki, .bam with .pod5, or a chunk folder)"
+                    f"{file}: not a labelled-read file (Tombo .fast5, Taiyaki .hdf5, .bam with .pod5, chunk folder)"
                 )
 
 

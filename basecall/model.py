@@ -162,14 +162,20 @@ def load_model(name_or_dir: str, device: torch.device | str = "cpu") -> LoadedMo
 
 
 def save_model(model: Model, config: Config, directory: str | Path) -> Path:
-    """Write ``config.toml`` and ``weights.safetensors`` into `directory` (created if needed)."""
+    """Write ``config.toml`` and ``weights.safetensors`` into `directory` (created if needed), each under a
+    temporary name first, so a kill never leaves a half-written model."""
     from safetensors.torch import save_file
+
+    from basecall.atomic import atomic_path
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_config(config, directory / "config.toml")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, directory / WEIGHTS)
+    with atomic_path(directory / WEIGHTS) as weights:
+        save_file(state, weights)
+        weights.chmod(0o644)  # safetensors creates files readable by their owner only
+    with atomic_path(directory / "config.toml") as config_path:
+        save_config(config, config_path)
     return directory
 
 

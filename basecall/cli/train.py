@@ -26,6 +26,7 @@ log = logging.getLogger("basecall.cli")
 @click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False), help="FASTA that a BAM in DATA was aligned to. [default: rebuilt from the records' MD tags]")
 @logging_options
 def train(
     data: tuple[str, ...],
@@ -35,13 +36,16 @@ def train(
     valid_data: tuple[str, ...],
     device: str,
     resume: bool,
+    reference: str | None,
     quiet: bool,
     verbose: bool,
     debug: bool,
     **recipe: object,
 ) -> None:
     """Train a model on labelled reads in DATA: Tombo-resquiggled fast5, Taiyaki mapped-signal .hdf5 (also what
-    `basecall simulate` writes), or prepared chunk folders (chunks.npy, references.npy, reference_lengths.npy).
+    `basecall simulate` writes), an aligned Dorado BAM with move tables (`--emit-moves`) given with the pod5 files
+    or folder it was called from (`basecall train pod5_dir/ calls.bam`), or prepared chunk folders (chunks.npy,
+    references.npy, reference_lengths.npy).
 
     Give the architecture with --config (from scratch) or --model (fine-tune). The best model by validation read
     identity is written to OUT as a model directory, usable with `basecall basecaller --model OUT`.
@@ -77,11 +81,11 @@ def train(
             config = load_config(config_path)
         train_config = replace(TrainConfig(), **{k: v for k, v in recipe.items() if v is not None}).check()
 
-        items = list(open_labelled(data))
+        items = list(open_labelled(data, reference=reference))
         reads = [i for i in items if not isinstance(i, ChunkSet)]
         prepared = [i for i in items if isinstance(i, ChunkSet)]
         if valid_data:
-            valid_reads = [i for i in open_labelled(valid_data) if not isinstance(i, ChunkSet)]
+            valid_reads = [i for i in open_labelled(valid_data, reference=reference) if not isinstance(i, ChunkSet)]
         else:
             held_out = np.random.default_rng(train_config.seed).random(len(reads)) < train_config.valid_fraction
             valid_reads = [r for r, h in zip(reads, held_out) if h]

@@ -38,7 +38,7 @@ def process_group(device: str) -> Iterator[torch.device]:
         return
     if torch_device.type == "cuda":
         if torch_device.index is not None:
-            raise ConfigError(f"--device {device}: under torchrun each process uses the GPU of its local rank; give cuda or auto")
+            raise ConfigError(f"--device {device}: under torchrun each process takes its local rank's GPU; give cuda")
         torch_device = resolve_device(f"cuda:{os.environ['LOCAL_RANK']}")
         torch.cuda.set_device(torch_device)
         dist.init_process_group("nccl", timeout=TIMEOUT, device_id=torch_device)

@@ -52,6 +52,8 @@ class BasecallerConfig:
     overlap: int = 500
     batch_size: int = 32  # chunks per forward pass
     min_qscore: float = 0.0  # reads with a lower mean qscore are filtered
+    qscale: float = 1.0  # per-base Phred written = qscale * decoder Phred + qbias (fitted by `evaluate --qscores`)
+    qbias: float = 0.0
 
     def check(self, stride: int) -> None:
         _require(self.chunksize > 0, "basecaller.chunksize must be > 0")
@@ -66,6 +68,7 @@ class BasecallerConfig:
             f"and less than chunksize ({self.chunksize})",
         )
         _require(self.batch_size >= 1, "basecaller.batch_size must be >= 1")
+        _require(self.qscale > 0, "basecaller.qscale must be > 0")
         _require(self.min_qscore >= 0, "basecaller.min_qscore must be >= 0")
 
 

@@ -327,13 +327,19 @@ def beam_search(
     return (emitted > 0).to(torch.uint8).T.contiguous(), emitted.T.contiguous(), qualities.T.contiguous()
 
 
-def make_decoder(beam_width: int, beam_cut: float | None = None) -> Decoder:
-    """Greedy for beam width 0 or 1, else beam search of that width."""
+def make_decoder(beam_width: int, beam_cut: float | None = None, qscale: float = 1.0, qbias: float = 0.0) -> Decoder:
+    """Greedy for beam width 0 or 1, else beam search of that width; qualities calibrated with qscale and qbias."""
     if beam_width < 0:
         raise ValueError(f"beam_width must be >= 0, got {beam_width}")
-    if beam_width <= 1:
-        return greedy
-    return functools.partial(beam_search, beam_width=beam_width, beam_cut=beam_cut)
+    decode = greedy if beam_width <= 1 else functools.partial(beam_search, beam_width=beam_width, beam_cut=beam_cut)
+    if (qscale, qbias) == (1.0, 0.0):
+        return decode
+
+    def calibrated(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        moves, bases, qualities = decode(log_probs)
+        return moves, bases, calibrate_qualities(qualities, moves, qscale, qbias)
+
+    return calibrated
 
 
 DECODERS: dict[str, Decoder] = {"greedy": greedy, "beam_search": beam_search}

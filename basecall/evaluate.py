@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 import statistics
 from collections import Counter
@@ -144,15 +145,89 @@ class Evaluator:
             self._aligners[preset] = _load_aligner(self.reference, preset)
         return self._aligners[preset]
 
-    def evaluate(self, read_id: str, sequence: str) -> ReadAccuracy:
-        """Align one read (bases as a string, any case) and count the errors of its primary alignment."""
-        sequence = sequence.upper()
+    def align(self, sequence: str) -> tuple[PresetName, mappy.Alignment | None, str]:
+        """(preset, primary alignment or None, aligned reference segment) for upper-case bases."""
         preset = self.preset_for(len(sequence))
         aligner = self.aligner(preset)
         hit = next((hit for hit in aligner.map(sequence) if hit.is_primary), None)
+        return preset, hit, aligner.seq(hit.ctg, hit.r_st, hit.r_en) if hit else ""
+
+    def evaluate(self, read_id: str, sequence: str) -> ReadAccuracy:
+        """Align one read (bases as a string, any case) and count the errors of its primary alignment."""
+        sequence = sequence.upper()
+        preset, hit, ref_segment = self.align(sequence)
         if hit is None:
             return ReadAccuracy(read_id, len(sequence), mapped=False, preset=preset)
-        return _accuracy(read_id, sequence, preset, hit, aligner.seq(hit.ctg, hit.r_st, hit.r_en))
+        return _accuracy(read_id, sequence, preset, hit, ref_segment)
+
+    def base_errors(self, sequence: str) -> np.ndarray | None:
+        """(n_bases,) int8 per called base in read order: 1 = mismatch or insertion, 0 = match, -1 = outside the
+        primary alignment; None when the read does not map. (A deletion belongs to no called base: not counted.)"""
+        import mappy
+
+        sequence = sequence.upper()
+        _, hit, ref_segment = self.align(sequence)
+        if hit is None:
+            return None
+        query = sequence[hit.q_st : hit.q_en]
+        if hit.strand < 0:
+            query = mappy.revcomp(query)
+        query_codes, ref_codes = np.frombuffer(query.encode(), np.uint8), np.frombuffer(ref_segment.encode(), np.uint8)
+        errors = np.empty(len(query), np.int8)  # on the reference strand
+        q = r = 0
+        for length, op in hit.cigar:
+            if op == _MATCH:
+                errors[q : q + length] = query_codes[q : q + length] != ref_codes[r : r + length]
+            elif op == _INSERTION:
+                errors[q : q + length] = 1
+            q += length if op != _DELETION else 0
+            r += length if op != _INSERTION else 0
+        per_base = np.full(len(sequence), -1, np.int8)
+        per_base[hit.q_st : hit.q_en] = errors if hit.strand > 0 else errors[::-1]
+        return per_base
+
+
+@dataclass(frozen=True)
+class QualityCalibration:
+    """Predicted per-base Phred (as written in the FASTQ) against the error rate observed in alignments."""
+
+    bases: np.ndarray  # (MAX_Q + 1,) aligned called bases with each predicted Phred
+    errors: np.ndarray  # (MAX_Q + 1,) of those, mismatches and insertions
+    qscale: float  # observed Phred ≈ qscale * predicted + qbias (fitted, weighted by bases)
+    qbias: float
+
+    def rows(self, min_bases: int = 100) -> list[dict[str, float | int | None]]:
+        """One row per predicted Phred with at least `min_bases` bases: observed Phred is None when no error."""
+        return [
+            {
+                "predicted_q": int(q), "bases": int(self.bases[q]), "errors": int(self.errors[q]),
+                "observed_q": round(_phred(self.errors[q] / self.bases[q]), 2) if self.errors[q] else None,
+            }  # fmt: skip
+            for q in np.flatnonzero(self.bases >= min_bases)
+        ]
+
+
+MAX_Q = 93  # the highest Phred FASTQ can write
+
+
+def _phred(error_rate: float) -> float:
+    return -10.0 * math.log10(error_rate)
+
+
+def quality_calibration(reads: Iterable[tuple[np.ndarray, np.ndarray]], min_bases: int = 100) -> QualityCalibration:
+    """From (per-base Phred (n,) uint8, `Evaluator.base_errors` (n,)) pairs of mapped reads: counts per predicted
+    Phred, and the linear calibration fitted over Phreds with at least `min_bases` bases and one error."""
+    bases, errors = np.zeros(MAX_Q + 1), np.zeros(MAX_Q + 1)
+    for qualities, per_base in reads:
+        aligned = per_base >= 0
+        np.add.at(bases, qualities[aligned].astype(np.int64), 1)
+        np.add.at(errors, qualities[aligned].astype(np.int64), per_base[aligned])
+    usable = np.flatnonzero((bases >= min_bases) & (errors > 0))
+    if len(usable) < 2:
+        return QualityCalibration(bases, errors, 1.0, 0.0)
+    observed = -10.0 * np.log10(errors[usable] / bases[usable])
+    qscale, qbias = np.polyfit(usable.astype(np.float64), observed, 1, w=np.sqrt(bases[usable]))
+    return QualityCalibration(bases, errors, float(qscale), float(qbias))
 
 
 def _load_aligner(reference: Path, preset: PresetName) -> mappy.Aligner:

@@ -179,6 +179,15 @@ def save_model(model: Model, config: Config, directory: str | Path) -> Path:
     return directory
 
 
+def resolve_devices(name: str) -> list[torch.device]:
+    """`resolve_device`, plus 'cuda:all': every visible GPU (one model replica each)."""
+    if name != "cuda:all":
+        return [resolve_device(name)]
+    if not torch.cuda.is_available():
+        raise ConfigError("device 'cuda:all' asked for, but CUDA is not available here")
+    return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
     if name == "auto":

@@ -2,7 +2,7 @@
 
     reads ─thread─▶ chunk (normalise + cut) ─thread─▶ batch, model + decode, stitch ─▶ consumer (writers)
 
-The model runs in the calling thread, not on a thread of its own: on CPU, torch's OpenMP pool belongs to the
+The model runs in the calling thread (with several GPUs, `--device cuda:all`, one thread per GPU), not on a thread of its own: on CPU, torch's OpenMP pool belongs to the
 thread that made it, and a second thread running torch after the caller had (a training loop, a test, a notebook)
 ran 8-10× slower on this 2-core machine (16.6 s instead of 1.6 s for the 50 lambda reads with a tiny model).
 Stitching and writing are cheap next to the model and run there too.
@@ -13,11 +13,13 @@ exception to its consumer, which re-raises it; every stage always ends its queue
 
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -117,6 +119,33 @@ def decode_batches(items: Iterable, model: torch.nn.Module, device: torch.device
         yield decode_batch(model, item, device, decode) if isinstance(item, Batch) else item
 
 
+def decode_on_devices(items: Iterable, replicas: list[tuple[torch.nn.Module, torch.device]], decode: Decoder) -> Iterator:
+    """`decode_batches` with batches dealt round-robin to several devices (a model replica and a thread each),
+    results in input order; at most two batches per device in flight."""
+    workers = [ThreadPoolExecutor(1, thread_name_prefix=f"basecall-{device}") for _, device in replicas]
+    pending: deque = deque()  # Futures of decoded batches, and items passed through, in input order
+    n_batches = 0
+    try:
+        for item in items:
+            if isinstance(item, Batch):
+                model, device = replicas[n_batches % len(replicas)]
+                pending.append(workers[n_batches % len(replicas)].submit(decode_batch, model, item, device, decode))
+                n_batches += 1
+            else:
+                pending.append(item)
+            while len(pending) > 2 * len(replicas):
+                yield _done(pending.popleft())
+        while pending:
+            yield _done(pending.popleft())
+    finally:
+        for worker in workers:
+            worker.shutdown(cancel_futures=True)
+
+
+def _done(item: object) -> object:
+    return item.result() if isinstance(item, Future) else item
+
+
 class _Pending:
     def __init__(self, item: ChunkedRead | Failure, chunk_timesteps: int):
         self.item = item
@@ -171,11 +200,20 @@ def basecall_reads(
     config: BasecallerConfig,
     device: torch.device | str = "cpu",
     decode: Decoder = greedy,
+    more_devices: Sequence[torch.device] = (),
 ) -> Iterator[CalledRead | Failure]:
-    """Basecall `reads` (Failures pass through) and yield a CalledRead or Failure per input item, in order."""
+    """Basecall `reads` (Failures pass through) and yield a CalledRead or Failure per input item, in order.
+
+    `model` is on `device`; with `more_devices` (e.g. every GPU), a copy of it runs on each of them too.
+    """
     device = torch.device(device)
     stride = model.stride
     reads = in_thread(reads, "reader")
     chunked = in_thread(chunk_reads(reads, config, stride), "chunker")
-    decoded = decode_batches(batch_chunks(chunked, config.batch_size, config.chunksize), model, device, decode)
+    batches = batch_chunks(chunked, config.batch_size, config.chunksize)
+    if more_devices:
+        replicas = [(model, device)] + [(copy.deepcopy(model).to(extra), extra) for extra in more_devices]
+        decoded = decode_on_devices(batches, replicas, decode)
+    else:
+        decoded = decode_batches(batches, model, device, decode)
     yield from stitch_reads(decoded, config.chunksize, stride)

@@ -11,6 +11,7 @@ import torch
 
 from basecall.config import ALPHABET, BasecallerConfig
 from basecall.decoder import greedy
+from basecall.errors import ConfigError
 from basecall.pipeline import basecall_reads, in_thread
 from basecall.records import Calibration, CalledRead, Failure, Read
 
@@ -162,3 +163,30 @@ def test_cuda_decoding_equals_cpu_decoding_and_pipeline_runs_on_gpu(tiny_model_d
     reads = [make_read(f"r{i}", n, i) for i, n in enumerate([100, 5000, 25_000])]
     results = list(basecall_reads(loaded.model, reads, loaded.config.basecaller, "cuda"))
     assert [r.read.read_id for r in results] == [r.read_id for r in reads]
+
+
+@pytest.mark.parametrize("n_extra", [1, 3])
+def test_several_devices_give_the_same_calls_in_order(n_extra: int) -> None:
+    """`--device cuda:all` deals batches to a model replica per GPU; two or four CPU 'devices' stand in for GPUs."""
+    model = LocalModel()
+    reads = [make_read(f"r{i}", n, seed=i) for i, n in enumerate([5000, 150, 2400, 401, 9000, 800])]
+    items = reads[:2] + [Failure("broken.fast5", "not a readable fast5")] + reads[2:]
+    config = BasecallerConfig(chunksize=400, overlap=80, batch_size=3)
+    one = list(basecall_reads(model, items, config))
+    several = list(basecall_reads(model, items, config, more_devices=[torch.device("cpu")] * n_extra))
+    assert [type(r).__name__ for r in several] == [type(r).__name__ for r in one]
+    for a, b in zip(one, several):
+        if isinstance(a, CalledRead):
+            assert (a.read.read_id, a.sequence) == (b.read.read_id, b.sequence)
+            assert np.array_equal(a.moves, b.moves) and np.array_equal(a.qualities, b.qualities)
+
+
+def test_cuda_all_without_a_gpu_is_a_clear_error() -> None:
+    from basecall.model import resolve_devices
+
+    assert resolve_devices("cpu") == [torch.device("cpu")]
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="cuda:all"):
+            resolve_devices("cuda:all")
+    else:
+        assert resolve_devices("cuda:all") == [torch.device("cuda", i) for i in range(torch.cuda.device_count())]

@@ -24,7 +24,7 @@ log = logging.getLogger("basecall.cli")
 @click.option("-m", "--model", "model_name", metavar="NAME|DIR", help="Shipped model name or model directory. [default: the shipped model for the reads' chemistry and sample rate]")
 @click.option("-o", "--output", default="-", show_default=True, help="FASTQ path ('.gz' compresses) or - for stdout.")
 @click.option("--summary", "summary_path", metavar="PATH", help="Per-read summary TSV. [default: OUTPUT's name with .summary.tsv; none for stdout]")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, or cuda:all (every visible GPU).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Chunks per forward pass. [default: from the model]")
 @click.option("--chunksize", type=click.IntRange(min=1), help="Chunk length in samples. [default: from the model]")
 @click.option("--overlap", type=click.IntRange(min=0), help="Chunk overlap in samples. [default: from the model]")
@@ -68,12 +68,12 @@ def basecaller(
     configure_logging(quiet, verbose)
     from basecall.decoder import make_decoder
     from basecall.errors import ModelError
-    from basecall.model import load_model, resolve_device, select_model
+    from basecall.model import load_model, resolve_devices, select_model
     from basecall.pipeline import basecall_reads
     from basecall.readers import open_reads
     from basecall.writers import FastqWriter, SummaryWriter, write_results
 
-    torch_device = resolve_device(device)
+    torch_device, *more_devices = resolve_devices(device)
     selected = _load_read_ids(read_ids) if read_ids else None
     if summary_path is None and output != "-":
         summary_path = _default_summary(output)
@@ -99,7 +99,7 @@ def basecaller(
     settings = config.basecaller
     log.info(
         "model %s (%s, %d Hz) on %s; chunksize %d, overlap %d, batch size %d",
-        loaded.name, config.info.chemistry, config.info.sample_rate_hz, torch_device,
+        loaded.name, config.info.chemistry, config.info.sample_rate_hz, ", ".join(map(str, [torch_device, *more_devices])),
         settings.chunksize, settings.overlap, settings.batch_size,
     )  # fmt: skip
     reads = _warn_sample_rate(reads, config.info.sample_rate_hz)
@@ -110,7 +110,8 @@ def basecaller(
     summary_writer = SummaryWriter(summary_path, append and Path(summary_path).exists()) if summary_path else nullcontext()
     try:
         with FastqWriter(output, loaded.name, append) as fastq, summary_writer as summary, progress, _log_above(progress):
-            results = basecall_reads(loaded.model, reads, settings, torch_device, make_decoder(beam_width, beam_cut))
+            decode = make_decoder(beam_width, beam_cut, settings.qscale, settings.qbias)
+            results = basecall_reads(loaded.model, reads, settings, torch_device, decode, more_devices)
             tally = write_results(results, fastq, summary, settings.min_qscore, _advance(progress), strict)
     except KeyboardInterrupt:
         if output != "-":

@@ -14,7 +14,7 @@ from basecall.cli import configure_logging, logging_options
 from basecall.errors import InputError
 
 if TYPE_CHECKING:
-    from basecall.evaluate import Summary
+    from basecall.evaluate import QualityCalibration, Summary
 
 log = logging.getLogger("basecall.cli")
 
@@ -31,6 +31,7 @@ log = logging.getLogger("basecall.cli")
 @click.option("--save-stored", metavar="FASTQ", help="Also write the --from-fast5 calls as FASTQ ('.gz' compresses).")
 @click.option("-o", "--output", "tsv", metavar="TSV", help="Per-read TSV: every read, mapped or not.")
 @click.option("--json", "json_path", metavar="PATH", help="Summaries as JSON.")
+@click.option("--qscores", is_flag=True, help="Also compare CALLS' per-base qualities (FASTQ) with the errors seen in the alignments: a table by predicted Phred and the qscale/qbias that calibrate them.")
 @click.option(
     "--preset", type=click.Choice(["auto", "map-ont", "sensitive"]), default="auto", show_default=True,
     help="minimap2 settings. sensitive maps short noisy reads (k=11, w=3); auto: sensitive for reads under 2,000 "
@@ -45,6 +46,7 @@ def evaluate(
     save_stored: str | None,
     tsv: str | None,
     json_path: str | None,
+    qscores: bool,
     preset: str,
     quiet: bool,
     verbose: bool,
@@ -92,10 +94,42 @@ def evaluate(
         click.echo()
         _print_table(f"reads both sets called ({n_shared})", shared)
         report["shared"] = {"n_reads": n_shared, "summaries": {label: s.to_dict() for label, s in shared.items()}}
+    if qscores:
+        if not calls:
+            raise click.UsageError("--qscores needs CALLS (FASTQ)")
+        calibration = _qscore_calibration(calls, evaluator)
+        report["qscores"] = {"qscale": calibration.qscale, "qbias": calibration.qbias, "table": calibration.rows()}
     if tsv:
         write_tsv(tsv, results)
     if json_path:
         write_json(json_path, report)
+
+
+def _qscore_calibration(calls: str, evaluator) -> QualityCalibration:
+    """Per-base predicted vs observed Phred for the mapped reads of a FASTQ; prints the table."""
+    import dnaio
+    import numpy as np
+
+    from basecall.evaluate import quality_calibration
+
+    def pairs():
+        with dnaio.open(calls) as records:
+            for record in records:
+                if record.qualities is None:
+                    raise InputError(f"{calls}: --qscores needs FASTQ (per-base qualities), not FASTA")
+                errors = evaluator.base_errors(record.sequence)
+                if errors is not None:
+                    yield np.frombuffer(record.qualities.encode(), np.uint8) - 33, errors
+
+    calibration = quality_calibration(pairs())
+    click.echo(f"\nper-base qualities of {calls} (mapped reads; errors = mismatches + insertions)")
+    click.echo(f"{'predicted Q':>11} {'bases':>10} {'errors':>8} {'observed Q':>10}")
+    for row in calibration.rows():
+        observed = f"{row['observed_q']:.1f}" if row["observed_q"] is not None else "no error"
+        click.echo(f"{row['predicted_q']:>11} {row['bases']:>10,} {row['errors']:>8,} {observed:>10}")
+    click.echo(f"fit: observed ≈ {calibration.qscale:.3f} × predicted + {calibration.qbias:.3f}"
+               f" (set [basecaller] qscale, qbias to calibrate; compose with any already set)")
+    return calibration
 
 
 def _call_sets(

@@ -1,7 +1,8 @@
 """Peak memory (RSS) of whole `basecall basecaller` runs: long reads, and many reads.
 
 Each case runs in a process of its own; its peak RSS comes from the kernel (`os.wait4`'s rusage), so nothing is
-sampled or estimated. Cases: one short read (the baseline: Python, torch and the model), the 2.05 M-sample blow5 read
+sampled or estimated. The inputs are made by another process first: Linux counts the RSS a child inherits from its
+parent at fork into the child's peak, so this parent stays small (no torch, no simulated signal). Cases: one short read (the baseline: Python, torch and the model), the 2.05 M-sample blow5 read
 from ../shared/data (if present), one simulated 20 M-sample read, and 100 vs 1,000 simulated reads (peak memory must
 not grow with the number of reads). Prints a table and writes JSON.
 
@@ -31,12 +32,14 @@ RECIPE = ROOT / "benchmarks" / "recipes" / "r941_small_s5.toml"
 def peak_rss_mib(command: list[str]) -> tuple[float, float, int]:
     """Run `command`; return (peak RSS in MiB, wall seconds, exit status)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode not in (0, 3):
-        sys.exit(f"{' '.join(command)} failed ({process.returncode}): {process.stderr.read().decode()[-2000:]}")
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode not in (0, 3):
+            stderr.seek(0)
+            sys.exit(f"{' '.join(command)} failed ({process.returncode}): {stderr.read().decode()[-2000:]}")
     return usage.ru_maxrss / 1024, seconds, process.returncode  # ru_maxrss is in KiB on Linux
 
 
@@ -56,37 +59,44 @@ def simulated(folder: Path, n_reads: int, n_bases: int, seed: int) -> tuple[Path
     return path, sum(read.n_samples for read in reads)
 
 
+def prepare(folder: Path) -> None:
+    """In a process of its own: the model (untrained small recipe) and the simulated inputs; cases as JSON on stdout."""
+    from basecall.config import load_config
+    from basecall.model import Model, save_model
+
+    save_model(Model(load_config(RECIPE).model), load_config(RECIPE), folder / "model")
+    cases: list[tuple[str, str, int]] = []
+    cases.append(("1 read, 4 k samples (baseline)", *map(str, simulated(folder, 1, 450, seed=1))))
+    if LONG_BLOW5.exists():
+        cases.append(("1 read, blow5, 2.05 M samples", str(LONG_BLOW5), 2_050_000))
+    cases.append(("1 read, ~20 M samples (simulated)", *map(str, simulated(folder, 1, 1_800_000, seed=2))))
+    cases.append(("100 reads, ~10 k samples each", *map(str, simulated(folder, 100, 1_000, seed=3))))
+    cases.append(("1,000 reads, ~10 k samples each", *map(str, simulated(folder, 1000, 1_000, seed=3))))
+    print(json.dumps(cases))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model name or directory [default: untrained weights of the small recipe]")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "memory.json")
+    parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)  # internal: make the inputs in FOLDER
     args = parser.parse_args()
+    if args.prepare:
+        return prepare(args.prepare)
     if not PORE_MODEL.exists():
         sys.exit(f"needs {PORE_MODEL} for the simulated reads")
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        model = args.model
-        if model is None:
-            from basecall.config import load_config
-            from basecall.model import Model, save_model
-
-            model = str(folder / "model")
-            save_model(Model(load_config(RECIPE).model), load_config(RECIPE), model)
-        cases: list[tuple[str, Path, int]] = []
-        cases.append(("1 read, 4 k samples (baseline)", *simulated(folder, 1, 450, seed=1)))
-        if LONG_BLOW5.exists():
-            cases.append(("1 read, blow5, 2.05 M samples", LONG_BLOW5, 2_050_000))
-        cases.append(("1 read, ~20 M samples (simulated)", *simulated(folder, 1, 1_800_000, seed=2)))
-        cases.append(("100 reads, ~10 k samples each", *simulated(folder, 100, 1_000, seed=3)))
-        cases.append(("1,000 reads, ~10 k samples each", *simulated(folder, 1000, 1_000, seed=3)))
-
+        made = subprocess.run([sys.executable, __file__, "--prepare", scratch], capture_output=True, text=True, check=True)
+        cases = json.loads(made.stdout.strip().splitlines()[-1])
+        model = args.model or str(folder / "model")
         rows = []
         for name, path, n_samples in cases:
             out = folder / "calls.fastq"
-            command = [sys.executable, "-m", "basecall", "basecaller", "-m", model, str(path), "-o", str(out), "-q"]
+            command = [sys.executable, "-m", "basecall", "basecaller", "-m", model, path, "-o", str(out), "-q"]
             peak, seconds, status = peak_rss_mib(command)
-            rows.append({"case": name, "samples": n_samples, "peak_rss_mib": round(peak, 1), "seconds": round(seconds, 1), "exit": status})
+            rows.append({"case": name, "samples": int(n_samples), "peak_rss_mib": round(peak, 1), "seconds": round(seconds, 1), "exit": status})
 
     print(f"{'case':<36} {'samples':>12} {'peak RSS MiB':>13} {'seconds':>8}")
     for row in rows:

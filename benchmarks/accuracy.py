@@ -1,7 +1,7 @@
 """Accuracy on the real evaluation sets (and a simulated one): our calls beside the incumbent calls stored in the
 files, one table, JSON.
 
-    python benchmarks/accuracy.py --model r9.4.1-accurate [--sets lambda sarscov2 r1041 simulated]
+    python benchmarks/accuracy.py --model r9.4.1-small [--sets lambda sarscov2 r1041 simulated]
 
 Sets (from ../shared/data, see its README):
   lambda     50 R9.4.1 lambda reads (fast5) vs Lambda_phage.fna; incumbent: Guppy hac calls stored in the files

@@ -217,7 +217,7 @@ def test_pipeline_stitches_beam_search_like_greedy() -> None:
     from tests.test_pipeline import LocalModel, make_read, whole_read_sequence
 
     model = LocalModel()
-    reads = [make_read(f"read{i}", n, seed=i) for i, n in enumerate([57, 401, 5000, 20_000])]
+    reads = [make_read(f"read{i}", n, seed=i) for i, n in enumerate([157, 401, 5000, 20_000])]
     config = BasecallerConfig(chunksize=400, overlap=80, batch_size=32)
     results = list(basecall_reads(model, reads, config, decode=make_decoder(5)))
     assert [r.read.read_id for r in results] == [r.read_id for r in reads]

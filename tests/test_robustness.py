@@ -165,7 +165,15 @@ def test_strict_stops_at_the_first_failure(tmp_path: Path, tiny_model_dir: Path)
 def run_basecaller(model: Path, inputs: list[str], out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "basecall", "basecaller", "-m", str(model), *inputs, "-o", str(out), "-q", *extra]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
+
+
+def _default_sigint() -> None:
+    """Ctrl-C must reach the run even when these tests were started in the background of a shell (which makes its
+    children ignore SIGINT, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_records(out: Path, process: subprocess.Popen, at_least: int) -> None:

@@ -8,7 +8,6 @@ Both files are rewritten under a temporary name and renamed (`atomic_path`), so 
 
 from __future__ import annotations
 
-import gzip
 import logging
 import shutil
 import tempfile
@@ -52,7 +51,7 @@ def _summary_statuses(summary: Path) -> dict[str, str]:
 def _summary_rows(summary: Path):
     if not summary.exists():
         return
-    with summary.open(newline="") as handle:
+    with summary.open(newline="", errors="replace") as handle:  # a line cut inside a character is dropped below
         for number, line in enumerate(handle):
             fields = line.rstrip("\n").split("\t")
             if not line.endswith("\n") or len(fields) != len(COLUMNS):
@@ -78,16 +77,22 @@ def _keep_fastq(fastq: Path, statuses: dict[str, str] | None) -> set[str]:
 
 
 def _readable_part(path: Path, plain: Path) -> None:
-    """Copy what can be decompressed of `path` (everything, for a plain file) to `plain`."""
+    """Copy what can be decompressed of `path` (everything, for a plain file) to `plain`: for gzip, every byte up to
+    where a kill cut the last member (members appended by earlier resumes are read in turn)."""
     if not path.name.endswith(".gz"):
         shutil.copyfile(path, plain)
         return
-    with gzip.open(path, "rb") as source, plain.open("wb") as target:
-        try:
-            while block := source.read(1 << 20):
-                target.write(block)
-        except (EOFError, zlib.error, gzip.BadGzipFile):
-            pass  # a member cut short by a kill: keep what came before
+    decompressor = zlib.decompressobj(wbits=31)
+    with path.open("rb") as source, plain.open("wb") as target:
+        while block := source.read(1 << 16):
+            while block:
+                try:
+                    target.write(decompressor.decompress(block))
+                except zlib.error:
+                    return  # damaged beyond the cut: keep what came before
+                block = decompressor.unused_data if decompressor.eof else b""
+                if decompressor.eof:
+                    decompressor = zlib.decompressobj(wbits=31)
 
 
 def _complete_records(plain: Path):

@@ -52,4 +52,6 @@ class SummaryWriter:
 
 
 def _clean(text: str) -> str:
-    return " ".join(text.split())  # no tabs or newlines inside a field
+    """No tabs or line breaks inside a field, and valid UTF-8: a file name that is not UTF-8 (and metadata read from
+    it) arrives with surrogates, which are escaped (found by fuzzing: see fuzz/README.md)."""
+    return " ".join(text.split()).encode(errors="backslashreplace").decode()

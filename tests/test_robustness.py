@@ -233,8 +233,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_read_set(
 
 def test_ctrl_c_exits_130_and_resumes(tmp_path: Path, many_reads: list[str], tiny_model_dir: Path, uninterrupted: dict) -> None:
     out = tmp_path / "calls.fastq.gz"
-    process = run_basecaller(tiny_model_dir, many_reads, out)
-    wait_for_records(out, process, 1)
+    process = run_basecaller(tiny_model_dir, many_reads, out, "--batch-size", "1")  # slower: Ctrl-C lands mid-run
+    wait_for_records(out, process, 0)  # the output is opened once the model is loaded
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
     assert "--resume" in process.stderr.read()

@@ -406,7 +406,7 @@ def test_files_without_reads_are_failures(sandbox, cases, seeds):
         ({"sample_rate_hz": math.nan}, "impossible sample rate"),
         ({"start_sample": 2**63}, "impossible start time"),
         ({"run_id": "run\udcff"}, "not UTF-8 text"),
-        ({"read_id": "r\u00e9ad"}, "not ASCII"),
+        ({"read_id": "r\u00e9ad"}, "not one printable ASCII word"),
         ({"signal": np.zeros((2, 3), np.int16)}, "dimensions"),
     ],
 )

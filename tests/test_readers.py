@@ -360,3 +360,13 @@ def test_real_fast5_and_its_pod5_conversion_read_the_same(tmp_path: Path, parts:
     from_pod5, failures = read_all([pod5_convert(fast5, tmp_path / "converted.pod5")])
     assert failures == []
     assert_same_reads(from_fast5, from_pod5)
+
+
+@pytest.mark.parametrize("bad_id", ["two words", "tab\there", "new\nline", "r\u00e9ad", ""])
+def test_a_read_id_that_would_break_the_fastq_fails(tmp_path: Path, bad_id: str):
+    good, bad = random_reads(2, seed=12)
+    write_fast5([good, replace(bad, read_id=bad_id)], tmp_path / "r.fast5")
+    got, failures = read_all([tmp_path / "r.fast5"])
+    assert [read.read_id for read in got] == [good.read_id]
+    assert len(failures) == 1 and "not one printable ASCII word" in failures[0].reason
+    assert "\n" not in failures[0].message()

@@ -1,14 +1,15 @@
 """Stream reads from pod5, fast5 and slow5/blow5 files, files and folders mixed.
 
 `open_reads` yields a `Read` for every read and a `Failure` for every file or read that cannot be used,
-so a bad file never stops the run and never goes unreported. It is also where every read id is checked once:
-a read id that is not a single printable word (it would break the FASTQ header) fails, and a read id seen before
-in the run fails as a duplicate (the first copy is called).
+so a bad file never stops the run and never goes unreported. Every reader passes its reads through `checked`, which
+turns values the rest of the run cannot use into failures; `open_reads` fails a read id seen before in the run as
+a duplicate (the first copy is called).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 
@@ -96,8 +97,30 @@ def open_reads(
 
 
 def _read_id_problem(read_id: str, first_seen: dict[str, str]) -> str | None:
-    if not read_id or not read_id.isprintable() or any(c.isspace() for c in read_id):
-        return f"invalid read id {read_id!r} (must be one printable word)"
     if read_id in first_seen:
         return f"duplicate read id: already read from {first_seen[read_id]}"
     return None
+
+
+def checked(read: Read) -> Read:
+    """`read`, or ValueError saying which of its values the rest of the run cannot use (any reader can meet such
+    values in a damaged file; found by fuzzing: see fuzz/README.md)."""
+    if read.signal.ndim != 1:
+        raise ValueError(f"signal has {read.signal.ndim} dimensions, not 1")
+    if not (math.isfinite(read.sample_rate_hz) and read.sample_rate_hz > 0):
+        raise ValueError(f"impossible sample rate {read.sample_rate_hz:g} Hz")
+    if not read.read_id.isascii() or not read.read_id.isprintable() or len(read.read_id.split()) != 1:
+        raise ValueError(f"read id {read.read_id!r} is not one printable ASCII word (it goes into FASTQ headers)")
+    for name in ("run_id", "flow_cell_id", "sequencing_kit"):
+        text = getattr(read, name) or ""
+        try:
+            text.encode()
+        except UnicodeEncodeError as e:  # surrogates: bytes that were not UTF-8 (h5py decodes with surrogateescape)
+            raise ValueError(f"{name} {text!r} is not UTF-8 text") from e
+    try:
+        _ = read.start_time
+    except (OverflowError, ValueError) as e:
+        when = f"sample {read.start_sample} of a run started {read.acquisition_start}"
+        raise ValueError(f"impossible start time: {when} ({e})") from e
+    return read
+

@@ -6,7 +6,6 @@ same h5py calls but imports `pkg_resources`, which current setuptools no longer 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import vbz_h5py_plugin  # noqa: F401  (registers the VBZ HDF5 filter)
 
 from basecall.errors import one_line
+from basecall.readers import checked
 from basecall.records import Calibration, Failure, Read
 
 
@@ -75,29 +75,6 @@ def _to_read(read_id: str, raw: h5py.Group, meta: h5py.Group, path: Path) -> Rea
         flow_cell_id=_str(tracking.get("flow_cell_id", "")) or None,
         sequencing_kit=_str(context.get("sequencing_kit", "")) or None,
     )
-
-
-def checked(read: Read) -> Read:
-    """`read`, or ValueError saying which of its values the rest of the run cannot use (any reader can meet such
-    values in a damaged file; found by fuzzing: see fuzz/README.md)."""
-    if read.signal.ndim != 1:
-        raise ValueError(f"signal has {read.signal.ndim} dimensions, not 1")
-    if not (math.isfinite(read.sample_rate_hz) and read.sample_rate_hz > 0):
-        raise ValueError(f"impossible sample rate {read.sample_rate_hz:g} Hz")
-    if not read.read_id.isascii():
-        raise ValueError(f"read id {read.read_id!r} is not ASCII (it goes into FASTQ headers)")
-    for name in ("run_id", "flow_cell_id", "sequencing_kit"):
-        text = getattr(read, name) or ""
-        try:
-            text.encode()
-        except UnicodeEncodeError as e:  # surrogates: bytes that were not UTF-8 (h5py decodes with surrogateescape)
-            raise ValueError(f"{name} {text!r} is not UTF-8 text") from e
-    try:
-        _ = read.start_time
-    except (OverflowError, ValueError) as e:
-        when = f"sample {read.start_sample} of a run started {read.acquisition_start}"
-        raise ValueError(f"impossible start time: {when} ({e})") from e
-    return read
 
 
 def _str(value: object) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from basecall.errors import one_line
-from basecall.readers.fast5 import checked
+from basecall.readers import checked
 from basecall.records import Calibration, Failure, Read
 
 

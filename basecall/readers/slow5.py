@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from basecall.errors import one_line
-from basecall.readers.fast5 import checked, parse_time
+from basecall.readers import checked
+from basecall.readers.fast5 import parse_time
 from basecall.records import Calibration, Failure, Read
 
 

@@ -163,7 +163,7 @@ def contract_problems(path: Path) -> tuple[list[str], list[tuple[str, str | None
     problems: list[str] = []
     items: list[tuple[str, str | None]] = []
     try:
-        for item in open_reads([path]):
+        for item in open_reads([path], isolate=False):
             if isinstance(item, Read):
                 problems += [f"read {item.read_id!r}: {p}" for p in read_problems(item, str(path))]
                 items.append(("read", item.read_id))

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from basecall.cli import cli
-from basecall.records import Calibration
+from basecall.records import Calibration, Failure
 from basecall.simulate import random_reads, write_fast5, write_pod5
 from basecall.writers.summary import COLUMNS
 from tests.conftest import shared_data
@@ -250,3 +250,26 @@ def test_ctrl_c_exits_130_and_resumes(tmp_path: Path, many_reads: list[str], tin
 def test_resume_needs_an_output_file(tiny_model_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(tmp_path), "--resume"])
     assert result.exit_code == 2 and "--resume needs an output file" in result.output
+
+
+def test_crashes_and_hangs_in_c_libraries_cost_one_file(tmp_path: Path) -> None:
+    """The damaged files fuzzing found that crash slow5lib (SIGSEGV, SIGABRT) or hang HDF5 (fuzz/crashes/unfixed-*):
+    read in a worker process, each becomes one failed file and the files after it are still read."""
+    from basecall.readers import find_read_files
+    from basecall.readers.worker import read_isolated
+
+    crashes = Path(__file__).resolve().parents[1] / "fuzz" / "crashes"
+    suffixes = [".pod5", ".fast5", ".blow5", ".slow5"]  # the first byte of a saved input picks the file type
+    for saved in sorted(crashes.glob("unfixed-*")):
+        data = saved.read_bytes()
+        (tmp_path / (saved.name + suffixes[data[0] % 4])).write_bytes(data[1:])
+    good = random_reads(3, seed=30)
+    write_pod5(good, tmp_path / "zz_good.pod5")
+    items = list(read_isolated(find_read_files([tmp_path]), None, timeout_s=5))
+    failures = {Path(item.path).name: item.reason for item in items if isinstance(item, Failure)}
+    assert [item.read_id for item in items if not isinstance(item, Failure) and "zz_good" in item.path] == [
+        read.read_id for read in good
+    ]
+    assert "crashed in a C library (SIGSEGV)" in failures["unfixed-blow5-svb-decode-segfault.blow5"]
+    assert "crashed in a C library (SIGABRT)" in failures["unfixed-slow5-text-heap-corruption.slow5"]
+    assert "hung in a C library: nothing for 5 s" in failures["unfixed-fast5-hdf5-global-heap-hang.fast5"]

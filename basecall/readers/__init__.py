@@ -62,38 +62,47 @@ def find_read_files(paths: Iterable[str | Path], recursive: bool = True) -> Iter
                 yield file
 
 
+def read_file(path: Path, read_ids: Collection[str] | None = None) -> Iterator[Read | Failure]:
+    """The reads of one file (by its extension), and Failures for what cannot be read, in this process."""
+    source = _sources().get(path.suffix.lower())
+    if source is None:
+        yield Failure(str(path), f"unsupported file type {path.suffix!r} (expected {' or '.join(SUFFIXES)})")
+        return
+    yield from source(path, read_ids)
+
+
 def open_reads(
     paths: Iterable[str | Path],
     read_ids: Collection[str] | None = None,
     recursive: bool = True,
     done: Collection[str] = (),
+    isolate: bool = True,
 ) -> Iterator[Read | Failure]:
     """Yield every read (or only `read_ids`) from `paths`, and a Failure for what cannot be read.
 
-    Reads in `done` (finished by an earlier, interrupted run) are left out silently.
+    Reads in `done` (finished by an earlier, interrupted run) are left out silently. With `isolate`, files are read
+    in a worker process (`basecall.readers.worker`), so a crash or hang in a C library fails one file, not the run.
     """
-    sources = _sources()
     if read_ids is not None:
         read_ids = {read_id.strip().lower() for read_id in read_ids}  # read ids are UUIDs, written in lower case
+    files = find_read_files(paths, recursive)
+    if isolate:
+        from basecall.readers.worker import read_isolated
+
+        items = read_isolated(files, read_ids)
+    else:
+        items = (item for file in files for item in ([file] if isinstance(file, Failure) else read_file(file, read_ids)))
     first_seen: dict[str, str] = {}  # read id → the file it was first read from
-    for file in find_read_files(paths, recursive):
-        if isinstance(file, Failure):
-            yield file
-            continue
-        source = sources.get(file.suffix.lower())
-        if source is None:
-            yield Failure(str(file), f"unsupported file type {file.suffix!r} (expected {' or '.join(SUFFIXES)})")
-            continue
-        for item in source(file, read_ids):
-            if isinstance(item, Read):
-                if item.read_id in done:
-                    continue
-                problem = _read_id_problem(item.read_id, first_seen)
-                if problem:
-                    item = Failure(item.path, problem, item.read_id, item.without_signal(), item.n_samples)
-                else:
-                    first_seen[item.read_id] = item.path
-            yield item
+    for item in items:
+        if isinstance(item, Read):
+            if item.read_id in done:
+                continue
+            problem = _read_id_problem(item.read_id, first_seen)
+            if problem:
+                item = Failure(item.path, problem, item.read_id, item.without_signal(), item.n_samples)
+            else:
+                first_seen[item.read_id] = item.path
+        yield item
 
 
 def _read_id_problem(read_id: str, first_seen: dict[str, str]) -> str | None:

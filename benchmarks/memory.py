@@ -1,7 +1,8 @@
 """Peak memory (RSS) of whole `basecall basecaller` runs: long reads, and many reads.
 
-Each case runs in a process of its own; its peak RSS comes from the kernel (`os.wait4`'s rusage), so nothing is
-sampled or estimated. The inputs are made by another process first: Linux counts the RSS a child inherits from its
+Each case runs in a process of its own; its peak RSS comes from the kernel (`os.wait4`'s rusage: the largest of
+that process and the children it reaped, such as the worker that reads the files), so nothing is sampled or
+estimated. The inputs are made by another process first: Linux counts the RSS a child inherits from its
 parent at fork into the child's peak, so this parent stays small (no torch, no simulated signal). Cases: one short read (the baseline: Python, torch and the model), the 2.05 M-sample blow5 read
 from ../shared/data (if present), one simulated 20 M-sample read, and 100 vs 1,000 simulated reads (peak memory must
 not grow with the number of reads). Prints a table and writes JSON.

@@ -163,25 +163,11 @@ class Evaluator:
     def base_errors(self, sequence: str) -> np.ndarray | None:
         """(n_bases,) int8 per called base in read order: 1 = mismatch or insertion, 0 = match, -1 = outside the
         primary alignment; None when the read does not map. (A deletion belongs to no called base: not counted.)"""
-        import mappy
-
         sequence = sequence.upper()
         _, hit, ref_segment = self.align(sequence)
         if hit is None:
             return None
-        query = sequence[hit.q_st : hit.q_en]
-        if hit.strand < 0:
-            query = mappy.revcomp(query)
-        query_codes, ref_codes = np.frombuffer(query.encode(), np.uint8), np.frombuffer(ref_segment.encode(), np.uint8)
-        errors = np.empty(len(query), np.int8)  # on the reference strand
-        q = r = 0
-        for length, op in hit.cigar:
-            if op == _MATCH:
-                errors[q : q + length] = query_codes[q : q + length] != ref_codes[r : r + length]
-            elif op == _INSERTION:
-                errors[q : q + length] = 1
-            q += length if op != _DELETION else 0
-            r += length if op != _INSERTION else 0
+        errors = _walk_cigar(hit.cigar, _aligned_query(sequence, hit), ref_segment)[3]  # on the reference strand
         per_base = np.full(len(sequence), -1, np.int8)
         per_base[hit.q_st : hit.q_en] = errors if hit.strand > 0 else errors[::-1]
         return per_base
@@ -241,13 +227,9 @@ def _load_aligner(reference: Path, preset: PresetName) -> mappy.Aligner:
 
 
 def _accuracy(read_id: str, sequence: str, preset: str, hit: mappy.Alignment, ref_segment: str) -> ReadAccuracy:
-    """Count the primary alignment's columns; the read segment is reverse-complemented onto the reference strand."""
-    import mappy
-
-    query_segment = sequence[hit.q_st : hit.q_en]
-    if hit.strand < 0:
-        query_segment = mappy.revcomp(query_segment)
-    counts, query_before, query_after = _walk_cigar(hit.cigar, query_segment, ref_segment)
+    """Count the primary alignment's columns."""
+    query_segment = _aligned_query(sequence, hit)
+    counts, query_before, query_after, _ = _walk_cigar(hit.cigar, query_segment, ref_segment)
     homopolymers, homopolymer_errors = _homopolymers(query_segment, ref_segment, query_before, query_after)
     return ReadAccuracy(
         read_id, len(sequence), mapped=True, preset=preset, reference=hit.ctg, ref_start=hit.r_st, ref_end=hit.r_en,
@@ -257,21 +239,32 @@ def _accuracy(read_id: str, sequence: str, preset: str, hit: mappy.Alignment, re
     )  # fmt: skip
 
 
+def _aligned_query(sequence: str, hit: mappy.Alignment) -> str:
+    """The aligned segment of the read, on the reference strand (reverse-complemented for '-' alignments)."""
+    import mappy
+
+    segment = sequence[hit.q_st : hit.q_en]
+    return mappy.revcomp(segment) if hit.strand < 0 else segment
+
+
 def _walk_cigar(
     cigar: list[list[int]], query: str, ref: str
-) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
-    """(matches, mismatches, insertions, deletions) and, per reference position i of the alignment (shape
-    (len(ref),)), the number of query bases before its column (`query_before`, insertions just before i included) and
-    up to the end of its column (`query_after`: `query_before` + 1 where i is aligned to a base, equal where deleted).
+) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]:
+    """(matches, mismatches, insertions, deletions); per reference position i of the alignment (shape (len(ref),)),
+    the number of query bases before its column (`query_before`, insertions just before i included) and up to the
+    end of its column (`query_after`: `query_before` + 1 where i is aligned to a base, equal where deleted); and per
+    query base (shape (len(query),)) int8 1 where it is a mismatch or an insertion (`query_errors`).
     `query` is the aligned read segment on the reference strand, `ref` the aligned reference segment."""
     query_codes = np.frombuffer(query.encode(), dtype=np.uint8)
     ref_codes = np.frombuffer(ref.encode(), dtype=np.uint8)
     query_before = np.empty(len(ref), dtype=np.int64)
     aligned = np.zeros(len(ref), dtype=np.int64)
+    query_errors = np.ones(len(query), dtype=np.int8)  # insertions stay 1
     q = r = matches = mismatches = insertions = deletions = 0
     for length, op in cigar:
         if op == _MATCH:
-            different = int(np.count_nonzero(query_codes[q : q + length] != ref_codes[r : r + length]))
+            query_errors[q : q + length] = query_codes[q : q + length] != ref_codes[r : r + length]
+            different = int(np.count_nonzero(query_errors[q : q + length]))
             mismatches += different
             matches += length - different
             query_before[r : r + length] = np.arange(q, q + length)
@@ -289,7 +282,7 @@ def _walk_cigar(
             raise ValueError(f"unexpected CIGAR operation {op} (only M, I and D are expected from minimap2)")
     if q != len(query) or r != len(ref):
         raise ValueError(f"CIGAR spans {q} query and {r} reference bases, not {len(query)} and {len(ref)}")
-    return (matches, mismatches, insertions, deletions), query_before, query_before + aligned
+    return (matches, mismatches, insertions, deletions), query_before, query_before + aligned, query_errors
 
 
 def _homopolymers(query: str, ref: str, query_before: np.ndarray, query_after: np.ndarray) -> tuple[int, int]:

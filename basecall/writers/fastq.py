@@ -29,6 +29,8 @@ def _word(value: object) -> str:
     """A tag value as one word of printable ASCII (what FASTQ parsers accept): whitespace runs become '_', other
     characters are backslash-escaped. Metadata from files can hold anything (found by fuzzing: see fuzz/README.md)."""
     text = "_".join(str(value).split())
+    if text.isascii() and text.isprintable():  # nearly always: no per-character work
+        return text
     return "".join(c if c.isascii() and c.isprintable() else ascii(c)[1:-1] for c in text)
 
 

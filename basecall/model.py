@@ -1,4 +1,5 @@
-"""The network: optional strided convolution → Chiron residual blocks → bidirectional LSTMs → linear → log-softmax.
+"""The network: optional strided convolution → Chiron residual blocks → bidirectional LSTMs (or GRUs) → linear →
+log-softmax.
 
 A model directory holds ``config.toml`` and ``weights.safetensors`` (loaded without executing code).
 The strided convolution comes first so the residual blocks, ≈ 70% of the forward time, run on `stride`× fewer
@@ -62,7 +63,8 @@ class Model(nn.Module):
             layers.append(ResidualBlock(channels, config.cnn_channels))
             channels = config.cnn_channels
         self.encoder = nn.Sequential(*layers)
-        self.rnn = nn.LSTM(channels, config.rnn_size, num_layers=config.rnn_layers, bidirectional=True)
+        rnn = nn.GRU if config.rnn_type == "gru" else nn.LSTM
+        self.rnn = rnn(channels, config.rnn_size, num_layers=config.rnn_layers, bidirectional=True)
         self.linear = nn.Linear(2 * config.rnn_size, len(ALPHABET))
         self._init_forget_gate_bias()
 
@@ -72,6 +74,8 @@ class Model(nn.Module):
 
     def _init_forget_gate_bias(self) -> None:
         """Forget-gate bias 1 (Jozefowicz et al. 2015). PyTorch orders gates i, f, g, o; the two biases add up."""
+        if self.config.rnn_type != "lstm":
+            return
         size = self.config.rnn_size
         for name, bias in self.rnn.named_parameters():
             if name.startswith("bias_"):

@@ -47,16 +47,25 @@ def test_residual_block_structure_follows_chiron() -> None:
     assert [m.kernel_size[0] for m in block.shortcut if isinstance(m, torch.nn.Conv1d)] == [1]
 
 
-def test_save_and_load_round_trip(tmp_path) -> None:
-    config = Config(model=ModelConfig(cnn_channels=8, residual_blocks=1, rnn_layers=1, rnn_size=8)).check()
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_save_and_load_round_trip(tmp_path, rnn_type: str) -> None:
+    config = Config(model=ModelConfig(cnn_channels=8, residual_blocks=1, rnn_layers=1, rnn_size=8, rnn_type=rnn_type))
+    config = config.check()
     model = Model(config.model).eval()
+    assert isinstance(model.rnn, torch.nn.GRU if rnn_type == "gru" else torch.nn.LSTM)
     save_model(model, config, tmp_path / "m")
+    assert f'rnn_type = "{rnn_type}"' in (tmp_path / "m" / "config.toml").read_text()
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.toml", "weights.safetensors"]
     loaded = load_model(str(tmp_path / "m"))
     assert loaded.config == config and loaded.name == "m"
     x = torch.randn(2, 1, 500)
     with torch.no_grad():
         assert torch.equal(model(x), loaded.model(x))
+
+
+def test_unknown_rnn_type_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="rnn_type must be one of lstm, gru"):
+        Config(model=ModelConfig(rnn_type="rnn")).check()
 
 
 def test_model_errors_name_the_problem(tmp_path) -> None:

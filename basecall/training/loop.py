@@ -122,7 +122,8 @@ def train(
             x = torch.from_numpy(batch.chunks).to(device).unsqueeze(1)  # (B, 1, chunksize)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 log_probs = network(x)  # (T, B, 5)
-            loss = ctc_loss(log_probs, torch.from_numpy(batch.references), torch.from_numpy(batch.lengths))
+            references, lengths = (torch.from_numpy(a).to(device) for a in (batch.references, batch.lengths))
+            loss = ctc_loss(log_probs, references, lengths)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimiser)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Train an R9.4.1 DNA model (4 kHz) from scratch, the way the shipped models and the architecture sweep were made:
+#   1. simulate 800 reads (3.2 M bases) from a random 3 Mb genome with the R9.4 6-mer pore model;
+#   2. pre-train on them + the real labelled R9.4.1 reads (8 epochs, batch 64, peak lr 2e-3);
+#   3. fine-tune on the real labelled reads alone (10 epochs, batch 32, lr 3e-4).
+# The model is OUT/stage2. Evaluate it on reads of a genome it never saw with
+#   python benchmarks/accuracy.py --model OUT/stage2 --sets sarscov2 lambda
+#
+#   bash benchmarks/recipes/r941.sh CONFIG.toml OUT_DIR [SHARED_DATA] [train options...]
+# Extra train options go to both stages, e.g. `--device cuda`. SIM_READS=N simulates fewer reads (quick checks only).
+set -euo pipefail
+CONFIG=${1:?usage: r941.sh CONFIG.toml OUT_DIR [SHARED_DATA] [train options...]}
+OUT=${2:?usage: r941.sh CONFIG.toml OUT_DIR [SHARED_DATA] [train options...]}
+DATA=${3:-$(dirname "$0")/../../../shared/data}
+shift $(($# < 3 ? $# : 3))
+REAL=("$DATA/r941_lambda_marcpaga/fast5" "$DATA/r941_taiyaki/mapped_signal_file" "$DATA/r941_remora_mapsig_2021/can_tai_map_sig.hdf5")
+mkdir -p "$OUT"
+[ -f "$OUT/sim/labels.hdf5" ] || basecall simulate --pore-model "$DATA/pore_models/kmer_models/template_median68pA.model" \
+    --random-genome-length 3000000 -n "${SIM_READS:-800}" --mean-read-length 4000 --seed 21 -o "$OUT/sim" -q
+basecall train "$OUT/sim/labels.hdf5" "${REAL[@]}" --config "$CONFIG" -o "$OUT/stage1" \
+    --epochs 8 --batch-size 64 --lr 2e-3 --warmup-steps 200 --seed 1 "$@"
+basecall train "${REAL[@]}" --model "$OUT/stage1" -o "$OUT/stage2" \
+    --epochs 10 --batch-size 32 --lr 3e-4 --warmup-steps 30 --seed 5 "$@"
+echo "model: $OUT/stage2"

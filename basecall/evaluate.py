@@ -154,10 +154,16 @@ class Evaluator:
 
     def evaluate(self, read_id: str, sequence: str) -> ReadAccuracy:
         """Align one read (bases as a string, any case) and count the errors of its primary alignment."""
+        return self.evaluate_columns(read_id, sequence)[0]
+
+    def evaluate_columns(self, read_id: str, sequence: str) -> tuple[ReadAccuracy, str, np.ndarray]:
+        """`evaluate`, plus the aligned reference segment (forward strand; "" when unmapped) and, per base of it,
+        `query_before` of the CIGAR walk ((len(segment),) int64, see `_walk_cigar`; counted on the reference strand
+        from the alignment's first read base): which read bases each reference base is aligned to."""
         sequence = sequence.upper()
         preset, hit, ref_segment = self.align(sequence)
         if hit is None:
-            return ReadAccuracy(read_id, len(sequence), mapped=False, preset=preset)
+            return ReadAccuracy(read_id, len(sequence), mapped=False, preset=preset), "", np.zeros(0, np.int64)
         return _accuracy(read_id, sequence, preset, hit, ref_segment)
 
     def base_errors(self, sequence: str) -> np.ndarray | None:
@@ -226,17 +232,20 @@ def _load_aligner(reference: Path, preset: PresetName) -> mappy.Aligner:
     return aligner
 
 
-def _accuracy(read_id: str, sequence: str, preset: str, hit: mappy.Alignment, ref_segment: str) -> ReadAccuracy:
-    """Count the primary alignment's columns."""
+def _accuracy(
+    read_id: str, sequence: str, preset: str, hit: mappy.Alignment, ref_segment: str
+) -> tuple[ReadAccuracy, str, np.ndarray]:
+    """Count the primary alignment's columns; also (ref_segment, query_before) of the CIGAR walk."""
     query_segment = _aligned_query(sequence, hit)
     counts, query_before, query_after, _ = _walk_cigar(hit.cigar, query_segment, ref_segment)
     homopolymers, homopolymer_errors = _homopolymers(query_segment, ref_segment, query_before, query_after)
-    return ReadAccuracy(
+    accuracy = ReadAccuracy(
         read_id, len(sequence), mapped=True, preset=preset, reference=hit.ctg, ref_start=hit.r_st, ref_end=hit.r_en,
         strand="+" if hit.strand > 0 else "-", query_start=hit.q_st, query_end=hit.q_en, mapq=hit.mapq,
         matches=counts[0], mismatches=counts[1], insertions=counts[2], deletions=counts[3],
         homopolymers=homopolymers, homopolymer_errors=homopolymer_errors,
     )  # fmt: skip
+    return accuracy, ref_segment, query_before
 
 
 def _aligned_query(sequence: str, hit: mappy.Alignment) -> str:

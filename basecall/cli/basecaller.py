@@ -14,7 +14,7 @@ import click
 
 from basecall.cli import configure_logging, logging_options
 from basecall.errors import ExitCode, InputError
-from basecall.records import Read
+from basecall.records import Failure, Read
 
 log = logging.getLogger("basecall.cli")
 
@@ -35,6 +35,10 @@ log = logging.getLogger("basecall.cli")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Look for reads in sub-folders.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run into the same OUTPUT and summary: reads already done are kept, not redone.")
 @click.option("--strict", is_flag=True, help="Stop at the first file or read that fails (exit status 3).")
+@click.option("--save-ctc", "save_ctc", metavar="DIR", help="Also save training chunks (chunks.npy, references.npy, reference_lengths.npy, for `basecall train DIR`) from the called reads that align well to --reference.")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False), metavar="FASTA", help="Reference of the reads' genome (FASTA, gzip or not), for --save-ctc.")
+@click.option("--min-coverage", type=click.FloatRange(0, 1), default=0.90, show_default=True, help="--save-ctc: use only reads whose primary alignment covers at least this fraction of the called bases.")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.90, show_default=True, help="--save-ctc: use only reads whose alignment has at least this fraction of matches among its columns (matches / (matches + mismatches + insertions + deletions)).")
 @logging_options
 def basecaller(
     inputs: tuple[str, ...],
@@ -52,6 +56,10 @@ def basecaller(
     recursive: bool,
     resume: bool,
     strict: bool,
+    save_ctc: str | None,
+    reference: str | None,
+    min_coverage: float,
+    min_accuracy: float,
     quiet: bool,
     verbose: bool,
     debug: bool,
@@ -65,6 +73,12 @@ def basecaller(
     Exit status: 0 when every read was called or filtered, 3 when any file or read failed (each is named on
     stderr and has a row in the summary), 1 when the run could not start, 2 for a bad command line, 130 on Ctrl-C.
     """
+    if save_ctc is not None and reference is None:
+        raise click.UsageError("--save-ctc needs --reference FASTA (the genome the reads come from)")
+    if reference is not None and save_ctc is None:
+        raise click.UsageError("--reference is only used with --save-ctc DIR")
+    if save_ctc is not None and resume:
+        raise click.UsageError("--save-ctc cannot be combined with --resume (the chunks of reads done before are not kept)")
     configure_logging(quiet, verbose)
     from basecall.decoder import make_decoder
     from basecall.errors import ModelError
@@ -103,8 +117,15 @@ def basecaller(
         settings.chunksize, settings.overlap, settings.batch_size,
     )  # fmt: skip
     reads = _warn_sample_rate(reads, config.info.sample_rate_hz)
-
     progress = _progress(quiet)
+    on_result = _advance(progress)
+    if save_ctc is not None:
+        from basecall.training.save_ctc import ChunkCollector
+
+        collector = ChunkCollector(save_ctc, reference, settings.chunksize, min_coverage, min_accuracy)
+        reads = collector.keep_signals(reads)
+        on_result = _collect(collector, settings.min_qscore, on_result)
+
     started = time.perf_counter()
     append = resume and Path(output).exists()
     summary_writer = SummaryWriter(summary_path, append and Path(summary_path).exists()) if summary_path else nullcontext()
@@ -112,12 +133,14 @@ def basecaller(
         with FastqWriter(output, loaded.name, append) as fastq, summary_writer as summary, progress, _log_above(progress):
             decode = make_decoder(beam_width, beam_cut, settings.qscale, settings.qbias)
             results = basecall_reads(loaded.model, reads, settings, torch_device, decode, more_devices)
-            tally = write_results(results, fastq, summary, settings.min_qscore, _advance(progress), strict)
+            tally = write_results(results, fastq, summary, settings.min_qscore, on_result, strict)
     except KeyboardInterrupt:
         if output != "-":
             log.warning("stopped: %s holds every read finished so far; run the same command with --resume to go on", output)
         raise
     seconds = time.perf_counter() - started
+    if save_ctc is not None:
+        collector.save()
     if not quiet:
         click.echo(
             f"basecall: {tally.called} reads called, {tally.filtered} filtered, {tally.failed} failed"
@@ -129,6 +152,17 @@ def basecaller(
         )
     if tally.failed:
         click.get_current_context().exit(ExitCode.READS_FAILED)
+
+
+def _collect(collector, min_qscore: float, then):
+    """An on_result that hands every result to --save-ctc's collector (reads kept in the FASTQ only), then `then`."""
+    from basecall.writers import filter_reason
+
+    def on_result(item) -> None:
+        collector.add(item, use=not isinstance(item, Failure) and filter_reason(item, min_qscore) is None)
+        then(item)
+
+    return on_result
 
 
 def _peek_read(items: Iterator) -> tuple[Read | None, Iterator]:

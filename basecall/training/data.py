@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 import vbz_h5py_plugin  # noqa: F401  (registers the VBZ HDF5 filter)
 
+from basecall.atomic import atomic_path
 from basecall.errors import InputError, one_line
 from basecall.readers.pod5 import read_pod5
 from basecall.records import Calibration, Failure
@@ -66,11 +67,20 @@ class ChunkSet:
         return int(self.chunks.shape[0])
 
     def save(self, directory: str | Path) -> Path:
+        """Write the chunk folder, each file under a temporary name then renamed (see `basecall.atomic`)."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        np.save(directory / "chunks.npy", self.chunks)
-        np.save(directory / "references.npy", self.references)
-        np.save(directory / "reference_lengths.npy", self.lengths)
+        arrays = {
+            "references.npy": self.references,  # (N, max_len) uint8
+            "reference_lengths.npy": self.lengths,  # (N,) int64
+            "chunks.npy": self.chunks,  # (N, chunksize) float32
+        }
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for name, array in arrays.items():
+                with atomic_path(directory / name) as temporary, open(temporary, "wb") as handle:
+                    np.save(handle, array)  # to a handle: given a name, np.save would add .npy to the temporary one
+        except OSError as e:
+            raise InputError(f"{directory}: cannot write the training chunks: {e.strerror or e}") from e
         return directory
 
     @classmethod
@@ -376,7 +386,7 @@ def read_chunks(
     labels = [read.reference[a : a + n] for a, n in zip(first, lengths)]
     expected = chunksize / SAMPLES_PER_BASE
     keep = [
-        expected / 5 <= len(bases) <= 2 * expected and _ctc_steps(bases) <= chunksize // stride
+        expected / 5 <= len(bases) <= 2 * expected and ctc_steps(bases) <= chunksize // stride
         for bases in labels
     ]
     rows = np.flatnonzero(keep)
@@ -389,6 +399,6 @@ def read_chunks(
     return ChunkSet(chunks, references, lengths[rows].astype(np.int64))
 
 
-def _ctc_steps(bases: np.ndarray) -> int:
+def ctc_steps(bases: np.ndarray) -> int:
     """Fewest timesteps CTC needs for this label: one per base plus a blank between equal neighbours."""
     return len(bases) + int(np.count_nonzero(bases[1:] == bases[:-1]))

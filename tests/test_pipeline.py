@@ -181,10 +181,23 @@ def test_several_devices_give_the_same_calls_in_order(n_extra: int) -> None:
             assert np.array_equal(a.moves, b.moves) and np.array_equal(a.qualities, b.qualities)
 
 
+def test_cpu_runs_one_single_threaded_replica_per_core() -> None:
+    import os
+
+    from basecall.model import resolve_devices
+
+    threads = torch.get_num_threads()
+    try:
+        assert resolve_devices("cpu", 3) == [torch.device("cpu")] * 3
+        assert torch.get_num_threads() == 1
+        assert resolve_devices("cpu") == [torch.device("cpu")] * len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_cuda_all_without_a_gpu_is_a_clear_error() -> None:
     from basecall.model import resolve_devices
 
-    assert resolve_devices("cpu") == [torch.device("cpu")]
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="cuda:all"):
             resolve_devices("cuda:all")

@@ -53,7 +53,7 @@ class BasecallerConfig:
 
     chunksize: int = 4000
     overlap: int = 500
-    batch_size: int = 32  # chunks per forward pass on a GPU (the CLI uses model.CPU_BATCH_SIZE on CPU)
+    batch_size: int = 32  # chunks per forward pass on a GPU (on CPU the CLI uses decoder.cpu_batch_size)
     min_qscore: float = 0.0  # reads with a lower mean qscore are filtered
     qscale: float = 1.0  # per-base Phred written = qscale * decoder Phred + qbias (fitted by `evaluate --qscores`)
     qbias: float = 0.0

@@ -184,15 +184,12 @@ def save_model(model: Model, config: Config, directory: str | Path) -> Path:
     return directory
 
 
-CPU_BATCH_SIZE = 8  # chunks per forward pass on CPU unless asked otherwise (a model's batch_size is for GPUs)
-
-
 def resolve_devices(name: str, cpu_threads: int | None = None) -> list[torch.device]:
     """The devices to run model replicas on, one thread each: `resolve_device`, plus 'cuda:all' (every visible GPU).
 
     On CPU, `cpu_threads` replicas (default: the cores this process may use), each single-threaded: this sets
     torch's intra-op threads to 1 for the process. On a 2-core machine two single-threaded replicas with batches of
-    8 called the lambda reads 1.6× faster than one replica on two OpenMP threads with batches of 32 (666 k vs 425 k
+    8 (greedy) called the lambda reads 1.6× faster than one replica on two OpenMP threads with batches of 32 (666 k vs 425 k
     samples/s), and 4.5× faster with a training run beside them (380 k vs 84 k): the LSTMs' small matrix products cost
     more to share out than they take, and an OpenMP team stalls whenever another process holds one of its cores.
     """

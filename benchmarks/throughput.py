@@ -1,9 +1,12 @@
 """Throughput: model forward pass alone vs a whole `basecall basecaller` run, on CPU (and GPU when present).
 
-Weights are untrained (the cost of a forward pass does not depend on the weights), sizes are those of the
-candidate architectures. Prints a table and writes JSON.
+Built-in architectures run with untrained weights (the cost of a forward pass does not depend on the weights);
+`--models` times trained model directories instead (their greedy decoding is then realistic too). On CPU the forward
+pass is timed on one thread (the basecaller runs one single-threaded copy per core) and the whole run is the
+basecaller's default (every core). Prints a table and writes JSON.
 
     python benchmarks/throughput.py                       # real lambda reads from ../shared/data if present
+    python benchmarks/throughput.py --models models/r9.4.1-small DIR ... --precisions fp32
     python benchmarks/throughput.py --inputs DIR --device cuda --json out.json
 """
 
@@ -22,7 +25,8 @@ from pathlib import Path
 import torch
 
 from basecall.config import BasecallerConfig, Config, ModelConfig
-from basecall.model import Model, save_model
+from basecall.decoder import cpu_batch_size
+from basecall.model import Model, load_model, save_model
 from basecall.readers import open_reads
 from basecall.records import Read
 
@@ -81,14 +85,19 @@ def main() -> None:
     parser.add_argument("--inputs", nargs="+", default=[str(DEFAULT_INPUTS)])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
+    parser.add_argument("--models", nargs="+", default=[], help="trained model directories to time instead")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "half"], choices=["fp32", "half"],
+                        help="forward-pass precisions (half: bf16 on CPU, fp16 on GPU)")
     parser.add_argument("--chunksize", type=int, default=4000)
     parser.add_argument("--overlap", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, 512 on GPU")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"default: {cpu_batch_size(0)} on CPU, 512 on GPU")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per forward-pass measurement")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
-    batch_size = args.batch_size or (512 if device.type == "cuda" else 32)
+    batch_size = args.batch_size or (512 if device.type == "cuda" else cpu_batch_size(0))
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # the forward pass per core; the whole run uses every core
 
     inputs = args.inputs
     if not all(Path(p).exists() for p in inputs):
@@ -98,33 +107,41 @@ def main() -> None:
     print(f"inputs: {', '.join(inputs)} — {len(reads)} reads, {total_samples:,} samples")
     print(f"device: {_device_name(device)}; torch {torch.__version__}, {torch.get_num_threads()} threads; batch {batch_size}")
 
-    precisions = {"fp32": None, "bf16" if device.type == "cpu" else "fp16": torch.bfloat16 if device.type == "cpu" else torch.float16}
+    half = torch.bfloat16 if device.type == "cpu" else torch.float16
+    precisions = {"fp32": None, "bf16" if device.type == "cpu" else "fp16": half}
+    precisions = {k: v for k, v in precisions.items() if ("fp32" if k == "fp32" else "half") in args.precisions}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.architectures:
-            model_config, run_whole = ARCHITECTURES[name]
-            config = Config(
-                model=model_config,
-                basecaller=BasecallerConfig(chunksize=args.chunksize, overlap=args.overlap, batch_size=batch_size),
-            ).check()
-            torch.manual_seed(0)
-            model = Model(model_config).eval().to(device)
-            row = {"architecture": name, **model_config.__dict__, "parameters": sum(p.numel() for p in model.parameters())}
+        for name in args.models or args.architectures:
+            if args.models:
+                loaded = load_model(name, device)
+                model, model_config, model_dir, run_whole = loaded.model, loaded.config.model, Path(name), True
+                chunksize = loaded.config.basecaller.chunksize
+            else:
+                model_config, run_whole = ARCHITECTURES[name]
+                config = Config(
+                    model=model_config,
+                    basecaller=BasecallerConfig(chunksize=args.chunksize, overlap=args.overlap, batch_size=batch_size),
+                ).check()
+                torch.manual_seed(0)
+                model, chunksize = Model(model_config).eval().to(device), args.chunksize
+                model_dir = save_model(model, config, Path(tmp) / name)
+            row = {"architecture": Path(name).name, **model_config.__dict__, "parameters": sum(p.numel() for p in model.parameters())}
             for label, dtype in precisions.items():
                 row[f"forward_{label}_samples_per_s"] = forward_samples_per_s(
-                    model, device, args.chunksize, batch_size, dtype, args.seconds
+                    model, device, chunksize, batch_size, dtype, args.seconds
                 )
             if run_whole:
-                model_dir = save_model(model, config, Path(tmp) / name)
                 row.update({f"whole_run_{k}": v for k, v in whole_run(model_dir, inputs, args.device, batch_size).items()})
-                row["whole_run_over_forward"] = row["whole_run_samples_per_s"] / row["forward_fp32_samples_per_s"]
+                if "forward_fp32_samples_per_s" in row:
+                    row["whole_run_over_forward"] = row["whole_run_samples_per_s"] / row["forward_fp32_samples_per_s"]
             rows.append(row)
             print(_format_row(row, precisions))
 
     result = {
         "device": _device_name(device),
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "forward_threads": torch.get_num_threads(),
         "batch_size": batch_size,
         "chunksize": args.chunksize,
         "overlap": args.overlap,
@@ -145,7 +162,8 @@ def _format_row(row: dict, precisions: dict) -> str:
     if "whole_run_samples_per_s" in row:
         parts.append(
             f"whole run {row['whole_run_samples_per_s']:>12,.0f} samples/s "
-            f"({row['whole_run_over_forward']:.0%} of fp32 forward; {row['whole_run_wall_s']:.1f} s wall incl. start-up)"
+            f"({row.get('whole_run_over_forward', float('nan')):.0%} of fp32 forward; "
+            f"{row['whole_run_wall_s']:.1f} s wall incl. start-up)"
         )
     return " | ".join(parts)
 

@@ -25,7 +25,7 @@ log = logging.getLogger("basecall.cli")
 @click.option("-o", "--output", default="-", show_default=True, help="FASTQ path ('.gz' compresses) or - for stdout.")
 @click.option("--summary", "summary_path", metavar="PATH", help="Per-read summary TSV. [default: OUTPUT's name with .summary.tsv; none for stdout]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, or cuda:all (every visible GPU).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Chunks per forward pass. [default: from the model on a GPU, 8 on CPU]")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Chunks per forward pass. [default: from the model on a GPU; on CPU 8, or 64 with beam search]")
 @click.option("--threads", type=click.IntRange(min=1), help="On CPU: batches run at once, one core each. [default: the cores this process may use]")
 @click.option("--chunksize", type=click.IntRange(min=1), help="Chunk length in samples. [default: from the model]")
 @click.option("--overlap", type=click.IntRange(min=0), help="Chunk overlap in samples. [default: from the model]")
@@ -82,16 +82,16 @@ def basecaller(
     if save_ctc is not None and resume:
         raise click.UsageError("--save-ctc cannot be combined with --resume (the chunks of reads done before are not kept)")
     configure_logging(quiet, verbose)
-    from basecall.decoder import make_decoder
+    from basecall.decoder import cpu_batch_size, make_decoder
     from basecall.errors import ModelError
-    from basecall.model import CPU_BATCH_SIZE, load_model, resolve_devices, select_model
+    from basecall.model import load_model, resolve_devices, select_model
     from basecall.pipeline import basecall_reads
     from basecall.readers import open_reads
     from basecall.writers import FastqWriter, SummaryWriter, write_results
 
     torch_device, *more_devices = resolve_devices(device, threads)
     if batch_size is None and torch_device.type == "cpu":
-        batch_size = CPU_BATCH_SIZE
+        batch_size = cpu_batch_size(beam_width)
     selected = _load_read_ids(read_ids) if read_ids else None
     if summary_path is None and output != "-":
         summary_path = _default_summary(output)

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 LONG_BLOW5 = SHARED / "misc_formats" / "p2solo_ulk114_dna.blow5"
 PORE_MODEL = SHARED / "pore_models" / "kmer_models" / "template_median68pA.model"
-RECIPE = ROOT / "benchmarks" / "recipes" / "r941_small_s5.toml"
+RECIPE = ROOT / "benchmarks" / "recipes" / "sweep" / "s5-c64x2-lstm2x96.toml"
 
 
 def peak_rss_mib(command: list[str]) -> tuple[float, float, int]:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Train an R9.4.1 DNA model (4 kHz) from scratch, the way the shipped models and the architecture sweep were made:
-#   1. simulate 800 reads (3.2 M bases) from a random 3 Mb genome with the R9.4 6-mer pore model;
-#   2. pre-train on them + the real labelled R9.4.1 reads (8 epochs, batch 64, peak lr 2e-3);
-#   3. fine-tune on the real labelled reads alone (10 epochs, batch 32, lr 3e-4).
+#   1. simulate 400 reads (1.6 M bases) from a random 3 Mb genome with the R9.4 6-mer pore model;
+#   2. pre-train on them + the real labelled R9.4.1 reads (16 epochs, batch 32, peak lr 2e-3);
+#   3. fine-tune on the real labelled reads alone (40 epochs, batch 32, lr 3e-4).
 # The model is OUT/stage2. Evaluate it on reads of a genome it never saw with
 #   python benchmarks/accuracy.py --model OUT/stage2 --sets sarscov2 lambda
 #
@@ -16,9 +16,9 @@ shift $(($# < 3 ? $# : 3))
 REAL=("$DATA/r941_lambda_marcpaga/fast5" "$DATA/r941_taiyaki/mapped_signal_file" "$DATA/r941_remora_mapsig_2021/can_tai_map_sig.hdf5")
 mkdir -p "$OUT"
 [ -f "$OUT/sim/labels.hdf5" ] || basecall simulate --pore-model "$DATA/pore_models/kmer_models/template_median68pA.model" \
-    --random-genome-length 3000000 -n "${SIM_READS:-800}" --mean-read-length 4000 --seed 21 -o "$OUT/sim" -q
+    --random-genome-length 3000000 -n "${SIM_READS:-400}" --mean-read-length 4000 --seed 21 -o "$OUT/sim" -q
 basecall train "$OUT/sim/labels.hdf5" "${REAL[@]}" --config "$CONFIG" -o "$OUT/stage1" \
-    --epochs 8 --batch-size 64 --lr 2e-3 --warmup-steps 200 --seed 1 "$@"
+    --epochs 16 --batch-size 32 --lr 2e-3 --warmup-steps 300 --seed 1 "$@"
 basecall train "${REAL[@]}" --model "$OUT/stage1" -o "$OUT/stage2" \
-    --epochs 10 --batch-size 32 --lr 3e-4 --warmup-steps 30 --seed 5 "$@"
+    --epochs 40 --batch-size 32 --lr 3e-4 --warmup-steps 100 --seed 5 "$@"
 echo "model: $OUT/stage2"

@@ -106,14 +106,16 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[5, 10, 32], help="beam widths")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for ours on CPU")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per cell (best kept)")
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], choices=["cpu", "cuda"],
+                        help="where to time ours (cuda only when present)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "decoder.json")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     log_probs = peaked_posteriors(max(args.chunks), N_TIMESTEPS, seed=0)
-    compile_s = {f"beam{w}": compile_seconds(log_probs, w) for w in args.widths}
-    print(f"timesteps/s in millions; {args.threads} torch thread(s); compile (first call) s: {compile_s}")
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = [torch.device(d) for d in args.devices if d == "cpu" or torch.cuda.is_available()]
+    compile_s = {f"beam{w}": compile_seconds(log_probs.to(devices[0]), w) for w in args.widths}
+    print(f"timesteps/s in millions; {args.threads} torch thread(s); compile (first call) s: {compile_s}", flush=True)
     rows = [row for device in devices for row in rows_for_device(log_probs, device, args)]
     result = {
         "timesteps_per_chunk": N_TIMESTEPS,

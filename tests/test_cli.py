@@ -61,6 +61,26 @@ def test_without_a_model_one_is_chosen_by_the_reads_or_a_one_line_error(tmp_path
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_without_a_model_failures_are_still_recorded_and_a_finished_run_resumes(tmp_path) -> None:
+    from basecall.simulate import random_reads, write_pod5
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "garbage.pod5").write_bytes(b"not a pod5 file")
+    calls = tmp_path / "calls.fastq"
+    result = CliRunner().invoke(cli, ["basecaller", str(tmp_path / "in"), "-o", str(calls)])
+    assert result.exit_code == ExitCode.READS_FAILED, result.output
+    summary = (tmp_path / "calls.summary.tsv").read_text()
+    assert "garbage.pod5" in summary and "\tfailed\t" in summary
+    (tmp_path / "in" / "garbage.pod5").unlink()
+    write_pod5(random_reads(2, seed=1), tmp_path / "in" / "reads.pod5")
+    assert CliRunner().invoke(cli, ["basecaller", str(tmp_path / "in"), "-o", str(calls)]).exit_code == 0
+    before = calls.read_text()
+    result = CliRunner().invoke(cli, ["basecaller", str(tmp_path / "in"), "-o", str(calls), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "0 reads called" in result.output and "2 already done" in result.output
+    assert calls.read_text() == before
+
+
 def test_bad_model_dir_and_bad_settings_are_one_line_errors(tmp_path, tiny_model_dir) -> None:
     result = CliRunner().invoke(cli, ["basecaller", "--model", str(tmp_path / "nope"), str(tmp_path)])
     assert result.exit_code == ExitCode.ERROR and "nope: no such model" in result.output

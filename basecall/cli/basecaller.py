@@ -84,7 +84,7 @@ def basecaller(
     configure_logging(quiet, verbose)
     from basecall.decoder import cpu_batch_size, make_decoder
     from basecall.errors import ModelError
-    from basecall.model import load_model, resolve_devices, select_model
+    from basecall.model import load_model, resolve_devices, select_model, shipped_models
     from basecall.pipeline import basecall_reads
     from basecall.readers import open_reads
     from basecall.writers import FastqWriter, SummaryWriter, write_results
@@ -106,10 +106,16 @@ def basecaller(
     reads = open_reads(inputs, selected, recursive, done)
     if model_name is None:
         first, reads = _peek_read(reads)
-        if first is None:
-            raise ModelError("no model given and no readable read to choose one by: pass --model NAME|DIR")
-        model_name = select_model(first)
-        log.info("no --model given: using %s, the shipped model for reads like %s", model_name, first.read_id)
+        if first is not None:
+            model_name = select_model(first)
+            log.info("no --model given: using %s, the shipped model for reads like %s", model_name, first.read_id)
+        else:  # nothing to call: still record what failed, or finish a resumed run that is already complete
+            leftovers = list(reads)
+            model_name = next(iter(shipped_models()), None) if leftovers or resume else None
+            if model_name is None:
+                raise ModelError("no model given and no readable read to choose one by: pass --model NAME|DIR")
+            log.info("no readable read left to call: nothing needs a model")
+            reads = iter(leftovers)
     loaded = load_model(model_name, torch_device)
     config = loaded.config.with_basecaller(
         chunksize=chunksize, overlap=overlap, batch_size=batch_size, min_qscore=min_qscore

@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from basecall.cli import cli
+from basecall.errors import ExitCode
 from basecall.records import Calibration
 from basecall.training.data import ChunkSet, LabelledRead, open_labelled, read_chunks
 from basecall.training.loop import ctc_loss, learning_rate
@@ -56,6 +57,19 @@ def test_chunk_folder_round_trip(tmp_path) -> None:
     (loaded,) = list(open_labelled([tmp_path / "prepared"]))
     assert isinstance(loaded, ChunkSet)
     assert np.array_equal(loaded.chunks, chunks.chunks) and np.array_equal(loaded.references, chunks.references)
+
+
+def test_prepared_chunks_of_another_chunksize_are_a_one_line_error(tmp_path) -> None:
+    read_chunks(labelled(), 900, 5).save(tmp_path / "prepared")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "version = 1\n[model]\nstride = 5\ncnn_channels = 8\nresidual_blocks = 1\nrnn_layers = 1\nrnn_size = 8\n"
+        "[basecaller]\nchunksize = 1000\noverlap = 100\nbatch_size = 8\n"
+    )
+    result = CliRunner().invoke(cli, ["train", str(tmp_path / "prepared"), "--config", str(config), "-o", str(tmp_path / "m"), "-q"])
+    assert result.exit_code == ExitCode.ERROR
+    assert len(result.output.strip().splitlines()) == 1
+    assert "are 900 samples long, but the model's chunksize is 1000" in result.output
 
 
 def test_learning_rate_schedule() -> None:

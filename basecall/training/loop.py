@@ -61,7 +61,7 @@ class TrainingData:
 
     def epoch_chunks(self, chunksize: int, stride: int, rng: np.random.Generator | None) -> ChunkSet:
         sets = [read_chunks(read, chunksize, stride, rng) for read in self.reads]
-        return ChunkSet.concatenate(sets + [s for s in self.prepared if s.chunks.shape[1] == chunksize])
+        return ChunkSet.concatenate(sets + self.prepared)
 
 
 def train(
@@ -89,6 +89,12 @@ def train(
         model.load_state_dict(initial_weights)
     optimiser = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
     chunksize, stride = config.basecaller.chunksize, config.model.stride
+    for prepared in data.prepared:
+        if prepared.chunks.shape[1] != chunksize:
+            raise ConfigError(
+                f"prepared chunks ({len(prepared)}) are {prepared.chunks.shape[1]} samples long, but the model's chunksize is "
+                f"{chunksize}: cut them again with that chunksize (e.g. basecall basecaller --save-ctc with --chunksize {chunksize})"
+            )
     valid_reads = valid_reads if main else []  # only rank 0 validates
     valid = ChunkSet.concatenate([read_chunks(r, chunksize, stride) for r in valid_reads]) if valid_reads else None
 

@@ -142,7 +142,7 @@ def select_model(read: Read) -> str:
             f"{read.path}: no shipped model for {chemistry} reads at {read.sample_rate_hz:g} Hz "
             f"(shipped: {', '.join(shipped_models()) or 'none'}); pass --model DIR"
         )
-    return sorted(matches, key=lambda name: (not name.endswith("-accurate"), name))[0]
+    return min(matches, key=lambda name: (not name.endswith("-accurate"), name))
 
 
 def load_model(name_or_dir: str, device: torch.device | str = "cpu") -> LoadedModel:
@@ -189,9 +189,10 @@ def resolve_devices(name: str, cpu_threads: int | None = None) -> list[torch.dev
 
     On CPU, `cpu_threads` replicas (default: the cores this process may use), each single-threaded: this sets
     torch's intra-op threads to 1 for the process. On a 2-core machine two single-threaded replicas with batches of
-    8 (greedy) called the lambda reads 1.6× faster than one replica on two OpenMP threads with batches of 32 (666 k vs 425 k
-    samples/s), and 4.5× faster with a training run beside them (380 k vs 84 k): the LSTMs' small matrix products cost
-    more to share out than they take, and an OpenMP team stalls whenever another process holds one of its cores.
+    8 (greedy) called the lambda reads 1.6× faster than one replica on two OpenMP threads with batches of 32 (666 k
+    vs 425 k samples/s), and 4.5× faster with a training run beside them (380 k vs 84 k): the LSTMs' small matrix
+    products cost more to share out than they take, and an OpenMP team stalls whenever another process holds one of
+    its cores.
     """
     if name != "cuda:all":
         device = resolve_device(name)

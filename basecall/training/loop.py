@@ -92,8 +92,9 @@ def train(
     for prepared in data.prepared:
         if prepared.chunks.shape[1] != chunksize:
             raise ConfigError(
-                f"prepared chunks ({len(prepared)}) are {prepared.chunks.shape[1]} samples long, but the model's chunksize is "
-                f"{chunksize}: cut them again with that chunksize (e.g. basecall basecaller --save-ctc with --chunksize {chunksize})"
+                f"prepared chunks ({len(prepared)}) are {prepared.chunks.shape[1]} samples long, but the model's "
+                f"chunksize is {chunksize}: cut them again with that chunksize (e.g. basecall basecaller --save-ctc "
+                f"with --chunksize {chunksize})"
             )
     valid_reads = valid_reads if main else []  # only rank 0 validates
     valid = ChunkSet.concatenate([read_chunks(r, chunksize, stride) for r in valid_reads]) if valid_reads else None

@@ -29,6 +29,7 @@ from basecall.chunker import batch_chunks, pad_for_chunks
 from basecall.config import ALPHABET, BasecallerConfig
 from basecall.decoder import Decoder, greedy
 from basecall.errors import InputError
+from basecall.model import forward_dtype
 from basecall.records import Batch, CalledRead, ChunkedRead, DecodedBatch, Failure, Read
 from basecall.signal import scaled_signal
 from basecall.stitcher import stitch
@@ -105,21 +106,28 @@ def chunk_reads(items: Iterable[Read | Failure], config: BasecallerConfig, strid
 
 
 @torch.inference_mode()
-def decode_batch(model: torch.nn.Module, batch: Batch, device: torch.device, decode: Decoder) -> DecodedBatch:
-    """Model forward and decoding on `device`; only the small per-timestep arrays come back."""
+def decode_batch(
+    model: torch.nn.Module, batch: Batch, device: torch.device, decode: Decoder, dtype: torch.dtype | None = None
+) -> DecodedBatch:
+    """Model forward (autocast to `dtype` unless None) and decoding, in fp32, on `device`; only the small
+    per-timestep arrays come back."""
     x = torch.from_numpy(batch.signal).to(device, non_blocking=True).unsqueeze(1)  # (B, 1, chunksize)
-    with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-        log_probs = model(x)  # (T', B, 5)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        log_probs = model(x).float()  # (T', B, 5)
     moves, bases, qualities = (t.cpu().numpy() for t in decode(log_probs))  # each (B, T')
     return DecodedBatch(batch.keys, moves, bases, qualities)
 
 
-def decode_batches(items: Iterable, model: torch.nn.Module, device: torch.device, decode: Decoder) -> Iterator:
+def decode_batches(
+    items: Iterable, model: torch.nn.Module, device: torch.device, decode: Decoder, dtype: torch.dtype | None
+) -> Iterator:
     for item in items:
-        yield decode_batch(model, item, device, decode) if isinstance(item, Batch) else item
+        yield decode_batch(model, item, device, decode, dtype) if isinstance(item, Batch) else item
 
 
-def decode_on_devices(items: Iterable, replicas: list[tuple[torch.nn.Module, torch.device]], decode: Decoder) -> Iterator:
+def decode_on_devices(
+    items: Iterable, replicas: list[tuple[torch.nn.Module, torch.device]], decode: Decoder, dtype: torch.dtype | None
+) -> Iterator:
     """`decode_batches` with batches dealt round-robin to several devices (a model replica and a thread each),
     results in input order; at most two batches per device in flight."""
     workers = [ThreadPoolExecutor(1, thread_name_prefix=f"basecall-{device}") for _, device in replicas]
@@ -129,7 +137,7 @@ def decode_on_devices(items: Iterable, replicas: list[tuple[torch.nn.Module, tor
         for item in items:
             if isinstance(item, Batch):
                 model, device = replicas[n_batches % len(replicas)]
-                pending.append(workers[n_batches % len(replicas)].submit(decode_batch, model, item, device, decode))
+                pending.append(workers[n_batches % len(replicas)].submit(decode_batch, model, item, device, decode, dtype))
                 n_batches += 1
             else:
                 pending.append(item)
@@ -201,19 +209,22 @@ def basecall_reads(
     device: torch.device | str = "cpu",
     decode: Decoder = greedy,
     more_devices: Sequence[torch.device] = (),
+    precision: str = "auto",
 ) -> Iterator[CalledRead | Failure]:
     """Basecall `reads` (Failures pass through) and yield a CalledRead or Failure per input item, in order.
 
     `model` is on `device`; with `more_devices` (e.g. every GPU), a copy of it runs on each of them too.
+    `precision` is the forward pass's (`forward_dtype`): 'auto' (fp16 on CUDA, bf16 on CPUs that have it) or 'fp32'.
     """
     device = torch.device(device)
+    dtype = forward_dtype(device, precision)
     stride = model.stride
     reads = in_thread(reads, "reader")
     chunked = in_thread(chunk_reads(reads, config, stride), "chunker")
     batches = batch_chunks(chunked, config.batch_size, config.chunksize)
     if more_devices:
         replicas = [(model, device)] + [(copy.deepcopy(model).to(extra), extra) for extra in more_devices]
-        decoded = decode_on_devices(batches, replicas, decode)
+        decoded = decode_on_devices(batches, replicas, decode, dtype)
     else:
-        decoded = decode_batches(batches, model, device, decode)
+        decoded = decode_batches(batches, model, device, decode, dtype)
     yield from stitch_reads(decoded, config.chunksize, stride)

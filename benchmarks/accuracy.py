@@ -30,7 +30,9 @@ SETS = {
 }
 
 
-def basecall_set(model_name: str, inputs: list[str], device: str, beam_width: int) -> tuple[list[tuple[str, str]], float]:
+def basecall_set(
+    model_name: str, inputs: list[str], device: str, beam_width: int, precision: str
+) -> tuple[list[tuple[str, str]], float]:
     """Our calls as (read_id, sequence), and samples/s of the run (in-process pipeline, the CLI's code path)."""
     from basecall.decoder import make_decoder
     from basecall.model import load_model, resolve_device
@@ -43,7 +45,8 @@ def basecall_set(model_name: str, inputs: list[str], device: str, beam_width: in
     decode = make_decoder(beam_width)
     started = time.perf_counter()
     calls, n_samples = [], 0
-    for item in basecall_reads(loaded.model, open_reads(inputs), loaded.config.basecaller, torch_device, decode):
+    for item in basecall_reads(loaded.model, open_reads(inputs), loaded.config.basecaller, torch_device, decode,
+                               precision=precision):
         if isinstance(item, CalledRead):
             calls.append((item.read.read_id, item.sequence))
             n_samples += item.n_samples
@@ -66,6 +69,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["lambda", "sarscov2", "r1041", "simulated"], choices=[*SETS, "simulated"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--beam-width", type=int, default=0, help="0 or 1: greedy")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32"],
+                        help="forward pass: auto (fp16 on CUDA, bf16 on CPUs that have it) or fp32")
     parser.add_argument("--simulated-reads", type=int, default=50)
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "accuracy.json"))
     args = parser.parse_args()
@@ -82,7 +87,7 @@ def main() -> None:
             else:
                 parts, ref, has_incumbent = SETS[name]
                 inputs, reference = [str(DATA / p) for p in parts], str(DATA / ref)
-            calls, samples_per_s = basecall_set(args.model, inputs, args.device, args.beam_width)
+            calls, samples_per_s = basecall_set(args.model, inputs, args.device, args.beam_width, args.precision)
             evaluator = Evaluator(reference)
             summaries = {"ours": summarise(evaluator.evaluate(i, s) for i, s in calls)}
             if has_incumbent:
@@ -91,7 +96,7 @@ def main() -> None:
             report[name] = {"samples_per_s": samples_per_s, **{k: v.to_dict() for k, v in summaries.items()}}
             tables.append(f"== {name} ({len(calls)} reads called, {samples_per_s:,.0f} samples/s)\n{format_table(summaries)}")
             print(tables[-1], flush=True)
-    result = {"model": args.model, "beam_width": args.beam_width, "sets": report}
+    result = {"model": args.model, "beam_width": args.beam_width, "precision": args.precision, "sets": report}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")

@@ -203,3 +203,52 @@ def test_cuda_all_without_a_gpu_is_a_clear_error() -> None:
             resolve_devices("cuda:all")
     else:
         assert resolve_devices("cuda:all") == [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+
+
+def test_forward_dtype_auto_is_fp16_on_cuda_bf16_on_cpus_that_have_it(monkeypatch) -> None:
+    from basecall.model import forward_dtype
+
+    cpu = torch.device("cpu")
+    assert forward_dtype(torch.device("cuda"), "auto") == torch.float16
+    assert forward_dtype(torch.device("cuda"), "fp32") is None
+    for native, expected in [(True, torch.bfloat16), (False, None)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert forward_dtype(cpu, "auto") == expected
+        assert forward_dtype(cpu, "fp32") is None
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        forward_dtype(cpu, "fp16")
+
+
+class AutocastProbe(LocalModel):
+    """LocalModel that records the autocast state its forward pass ran under, and returns bf16 when under it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[bool, torch.dtype]] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        on = torch.is_autocast_enabled("cpu")
+        self.seen.add((on, torch.get_autocast_dtype("cpu")))
+        out = super().forward(x)
+        return out.to(torch.bfloat16) if on else out
+
+
+def test_precision_reaches_the_forward_pass_and_decoding_stays_fp32(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    reads = [make_read(f"r{i}", n, seed=i) for i, n in enumerate([5000, 401])]
+    config = BasecallerConfig(chunksize=400, overlap=80, batch_size=3)
+    decoded_dtypes = set()
+
+    def recording_greedy(log_probs: torch.Tensor):
+        decoded_dtypes.add(log_probs.dtype)
+        return greedy(log_probs)
+
+    calls = {}
+    for precision, expected in [("auto", (True, torch.bfloat16)), ("fp32", (False,))]:
+        probe = AutocastProbe()
+        calls[precision] = list(basecall_reads(probe, reads, config, decode=recording_greedy, precision=precision))
+        assert {seen[: len(expected)] for seen in probe.seen} == {expected}
+    assert decoded_dtypes == {torch.float32}
+    # bf16 rounds the scores, but LocalModel's one-hot margin is far larger than that: the same calls
+    assert [c.sequence for c in calls["auto"]] == [c.sequence for c in calls["fp32"]]

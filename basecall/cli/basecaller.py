@@ -27,6 +27,7 @@ log = logging.getLogger("basecall.cli")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, or cuda:all (every visible GPU).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Chunks per forward pass. [default: from the model on a GPU; on CPU 8, or 64 with beam search]")
 @click.option("--threads", type=click.IntRange(min=1), help="On CPU: batches run at once, one core each. [default: the cores this process may use]")
+@click.option("--precision", type=click.Choice(["auto", "fp32"]), default="auto", show_default=True, help="Forward pass: auto = fp16 on a GPU, bf16 on a CPU with native bf16 (AVX512-BF16/AMX), else fp32.")
 @click.option("--chunksize", type=click.IntRange(min=1), help="Chunk length in samples. [default: from the model]")
 @click.option("--overlap", type=click.IntRange(min=0), help="Chunk overlap in samples. [default: from the model]")
 @click.option("--read-ids", type=click.Path(exists=True, dir_okay=False), help="Only these reads (one id per line).")
@@ -48,6 +49,7 @@ def basecaller(
     summary_path: str | None,
     device: str,
     threads: int | None,
+    precision: str,
     batch_size: int | None,
     chunksize: int | None,
     overlap: int | None,
@@ -84,7 +86,7 @@ def basecaller(
     configure_logging(quiet, verbose)
     from basecall.decoder import cpu_batch_size, make_decoder
     from basecall.errors import ModelError
-    from basecall.model import load_model, resolve_devices, select_model, shipped_models
+    from basecall.model import forward_dtype, load_model, resolve_devices, select_model, shipped_models
     from basecall.pipeline import basecall_reads
     from basecall.readers import open_reads
     from basecall.writers import FastqWriter, SummaryWriter, write_results
@@ -122,9 +124,10 @@ def basecaller(
     )
     settings = config.basecaller
     log.info(
-        "model %s (%s, %d Hz) on %s; chunksize %d, overlap %d, batch size %d",
+        "model %s (%s, %d Hz) on %s; chunksize %d, overlap %d, batch size %d, %s",
         loaded.name, config.info.chemistry, config.info.sample_rate_hz, ", ".join(map(str, [torch_device, *more_devices])),
         settings.chunksize, settings.overlap, settings.batch_size,
+        str(forward_dtype(torch_device, precision) or "float32").removeprefix("torch."),
     )  # fmt: skip
     reads = _warn_sample_rate(reads, config.info.sample_rate_hz)
     progress = _progress(quiet)
@@ -142,7 +145,7 @@ def basecaller(
     try:
         with FastqWriter(output, loaded.name, append) as fastq, summary_writer as summary, progress, _log_above(progress):
             decode = make_decoder(beam_width, beam_cut, settings.qscale, settings.qbias)
-            results = basecall_reads(loaded.model, reads, settings, torch_device, decode, more_devices)
+            results = basecall_reads(loaded.model, reads, settings, torch_device, decode, more_devices, precision)
             tally = write_results(results, fastq, summary, settings.min_qscore, on_result, strict)
     except KeyboardInterrupt:
         if output != "-":

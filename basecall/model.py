@@ -205,12 +205,13 @@ def resolve_devices(name: str, cpu_threads: int | None = None) -> list[torch.dev
     return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
 
 
-def forward_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+def forward_dtype(device: torch.device, precision: str = "auto", model: nn.Module | None = None) -> torch.dtype | None:
     """The reduced precision a basecalling forward pass runs in (autocast), or None for fp32.
 
-    'auto': fp16 on CUDA; bf16 on a CPU with native bf16 (AVX512-BF16 or AMX), where the shipped small model's
-    forward pass ran 1.7× faster per core than in fp32 (720 k vs 416 k samples/s, one core of this machine's AMD
-    EPYC); fp32 on other CPUs, where bf16 is emulated. 'fp32': always fp32 (bit-for-bit the training arithmetic).
+    'auto': fp16 on CUDA; bf16 on a CPU with native bf16 (AVX512-BF16 or AMX) unless `model` has a GRU, else fp32.
+    On one core of this machine's AMD EPYC, bf16 ran the forward pass of the LSTM models 1.4-2.0× faster than fp32
+    (r9.4.1-small: 781 k vs 400 k samples/s) but a GRU one 2× slower (222 k vs 434 k; oneDNN has no bf16 GRU path
+    there); on CPUs without native bf16 it is emulated. 'fp32': always fp32 (the training arithmetic).
     """
     if precision == "fp32":
         return None
@@ -218,8 +219,11 @@ def forward_dtype(device: torch.device, precision: str = "auto") -> torch.dtype 
         raise ConfigError(f"unknown precision {precision!r} (use auto or fp32)")
     if device.type == "cuda":
         return torch.float16
-    native_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", bool)() or getattr(torch.cpu, "_is_amx_tile_supported", bool)()
-    return torch.bfloat16 if device.type == "cpu" and native_bf16 else None
+    native_bf16 = any(
+        getattr(torch.cpu, name, bool)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+    has_gru = model is not None and any(isinstance(m, nn.GRU) for m in model.modules())
+    return torch.bfloat16 if native_bf16 and not has_gru else None
 
 
 def resolve_device(name: str) -> torch.device:

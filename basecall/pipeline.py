@@ -217,7 +217,7 @@ def basecall_reads(
     `precision` is the forward pass's (`forward_dtype`): 'auto' (fp16 on CUDA, bf16 on CPUs that have it) or 'fp32'.
     """
     device = torch.device(device)
-    dtype = forward_dtype(device, precision)
+    dtype = forward_dtype(device, precision, model)
     stride = model.stride
     reads = in_thread(reads, "reader")
     chunked = in_thread(chunk_reads(reads, config, stride), "chunker")

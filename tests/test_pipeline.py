@@ -205,17 +205,21 @@ def test_cuda_all_without_a_gpu_is_a_clear_error() -> None:
         assert resolve_devices("cuda:all") == [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
 
 
-def test_forward_dtype_auto_is_fp16_on_cuda_bf16_on_cpus_that_have_it(monkeypatch) -> None:
+def test_forward_dtype_auto_is_fp16_on_cuda_bf16_on_cpus_that_have_it_except_for_grus(monkeypatch) -> None:
     from basecall.model import forward_dtype
 
     cpu = torch.device("cpu")
     assert forward_dtype(torch.device("cuda"), "auto") == torch.float16
     assert forward_dtype(torch.device("cuda"), "fp32") is None
     for native, expected in [(True, torch.bfloat16), (False, None)]:
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
         assert forward_dtype(cpu, "auto") == expected
         assert forward_dtype(cpu, "fp32") is None
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert forward_dtype(cpu, "auto", LocalModel()) == torch.bfloat16
+    gru = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 3), torch.nn.GRU(4, 4))
+    assert forward_dtype(cpu, "auto", gru) is None  # slower in bf16 than in fp32 on this CPU
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
         forward_dtype(cpu, "fp16")
 

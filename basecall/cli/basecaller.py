@@ -27,7 +27,7 @@ log = logging.getLogger("basecall.cli")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, or cuda:all (every visible GPU).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Chunks per forward pass. [default: from the model on a GPU; on CPU 8, or 64 with beam search]")
 @click.option("--threads", type=click.IntRange(min=1), help="On CPU: batches run at once, one core each. [default: the cores this process may use]")
-@click.option("--precision", type=click.Choice(["auto", "fp32"]), default="auto", show_default=True, help="Forward pass: auto = fp16 on a GPU, bf16 on a CPU with native bf16 (AVX512-BF16/AMX), else fp32.")
+@click.option("--precision", type=click.Choice(["auto", "fp32"]), default="auto", show_default=True, help="Forward pass: auto = fp16 on a GPU, bf16 on a CPU with native bf16 (AVX512-BF16/AMX) for LSTM models, else fp32.")
 @click.option("--chunksize", type=click.IntRange(min=1), help="Chunk length in samples. [default: from the model]")
 @click.option("--overlap", type=click.IntRange(min=0), help="Chunk overlap in samples. [default: from the model]")
 @click.option("--read-ids", type=click.Path(exists=True, dir_okay=False), help="Only these reads (one id per line).")
@@ -127,7 +127,7 @@ def basecaller(
         "model %s (%s, %d Hz) on %s; chunksize %d, overlap %d, batch size %d, %s",
         loaded.name, config.info.chemistry, config.info.sample_rate_hz, ", ".join(map(str, [torch_device, *more_devices])),
         settings.chunksize, settings.overlap, settings.batch_size,
-        str(forward_dtype(torch_device, precision) or "float32").removeprefix("torch."),
+        str(forward_dtype(torch_device, precision, loaded.model) or "float32").removeprefix("torch."),
     )  # fmt: skip
     reads = _warn_sample_rate(reads, config.info.sample_rate_hz)
     progress = _progress(quiet)

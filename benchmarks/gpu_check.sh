@@ -37,6 +37,10 @@ if [ -d "$LAMBDA" ] && [ -n "$MODEL" ]; then
     basecall basecaller -m "$MODEL" --device cuda:all "$LAMBDA" -o "$OUT/all_gpus.fastq" 2>&1 | tail -n 1
     cmp "$OUT/one_gpu.fastq" "$OUT/all_gpus.fastq" && echo "cuda:all == cuda" | tee "$OUT/cuda_all.txt"
     rm -f "$OUT"/*.fastq
+    # the shipped model (forward and whole run, fp32 and fp16), then the built-in architectures (untrained)
+    MODEL_DIR=$(python3 -c "from basecall.model import shipped_models; print(shipped_models()['$MODEL'])")
+    timeout 120 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 --models "$MODEL_DIR" \
+        --json "$OUT/throughput_gpu_model.json" 2>&1 | tee "$OUT/throughput_gpu_model.txt"
     timeout 150 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 \
         --json "$OUT/throughput_gpu.json" 2>&1 | tee "$OUT/throughput_gpu.txt"
 fi

@@ -136,8 +136,9 @@ def decode_on_devices(
     try:
         for item in items:
             if isinstance(item, Batch):
-                model, device = replicas[n_batches % len(replicas)]
-                pending.append(workers[n_batches % len(replicas)].submit(decode_batch, model, item, device, decode, dtype))
+                turn = n_batches % len(replicas)
+                model, device = replicas[turn]
+                pending.append(workers[turn].submit(decode_batch, model, item, device, decode, dtype))
                 n_batches += 1
             else:
                 pending.append(item)

@@ -154,3 +154,26 @@ def test_train_cli_trains_resumes_and_writes_a_usable_model(tmp_path) -> None:
     common[2] = str(bigger)
     result = CliRunner().invoke(cli, ["train", *common, "--epochs", "4", "--resume"])
     assert result.exit_code == 1 and "architecture differs" in result.output
+
+
+def test_best_model_is_picked_by_loss_while_median_accuracy_ties(tmp_path) -> None:
+    """Until half the validation reads map, every epoch's median accuracy is 0: the lowest validation loss must then
+    pick the saved model (it used to stay at epoch 1 however much later epochs improved)."""
+    from basecall.config import BasecallerConfig, Config, ModelConfig, TrainConfig
+    from basecall.model import load_model
+    from basecall.training.loop import TrainingData, _valid_loss, train
+
+    config = Config(
+        model=ModelConfig(stride=5, cnn_channels=8, residual_blocks=1, rnn_layers=1, rnn_size=8),
+        basecaller=BasecallerConfig(chunksize=900, overlap=100, batch_size=8),
+    ).check()
+    reads = [labelled(n_bases=1500, seed=seed) for seed in range(10)]
+    recipe = TrainConfig(epochs=4, batch_size=4, lr=1e-2, warmup_steps=0, seed=2)
+    never_mapped = lambda model, valid: {"valid_median_accuracy": 0.0}  # noqa: E731
+    train(config, recipe, TrainingData(reads[:8], []), reads[8:], tmp_path, torch.device("cpu"), validate=never_mapped)
+    losses = [float(row["valid_loss"]) for row in csv.DictReader((tmp_path / "training.csv").open())]
+    assert min(losses) < losses[0]  # otherwise this run cannot tell the rules apart
+    valid = ChunkSet.concatenate([read_chunks(r, 900, 5) for r in reads[8:]])
+    with torch.no_grad():
+        saved = _valid_loss(load_model(str(tmp_path)).model, valid, torch.device("cpu"))
+    assert saved == pytest.approx(min(losses), rel=1e-5)

@@ -2,7 +2,7 @@
 identity each epoch, self-describing checkpoints, resume.
 
 Output folder:
-  config.toml + weights.safetensors   the best model so far (by validation median accuracy): a model directory
+  config.toml + weights.safetensors   the best model so far (by validation median accuracy, then loss): a model directory
   checkpoint.pt                       last state, for --resume (model, optimiser, step, epoch, configs, best metric)
   training.csv                        one row per epoch
 
@@ -99,14 +99,14 @@ def train(
     valid_reads = valid_reads if main else []  # only rank 0 validates
     valid = ChunkSet.concatenate([read_chunks(r, chunksize, stride) for r in valid_reads]) if valid_reads else None
 
-    start_epoch, step, best = 0, 0, -1.0
+    start_epoch, step, best = 0, 0, [-math.inf, -math.inf]
     if resume:
         state = torch.load(out_dir / CHECKPOINT, map_location=device, weights_only=True)
         if config_from_dict(state["config"]).model != config.model:
             raise ConfigError(f"{out_dir / CHECKPOINT}: the checkpoint's architecture differs from the config's")
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
-        start_epoch, step, best = state["epoch"], state["step"], state["best"]
+        start_epoch, step, best = state["epoch"], state["step"], [float(x) for x in np.atleast_1d(state["best"])]
         log.info("resumed from epoch %d, step %d", start_epoch, step)
 
     network = distributed.wrap(model, device)
@@ -156,8 +156,9 @@ def train(
             }
             if validate is not None and valid_reads:
                 metrics.update(validate(model, valid_reads))
-            fallback = metrics["valid_loss"] if valid is not None else metrics["train_loss"]
-            score = metrics.get("valid_median_accuracy", -fallback)
+            # median accuracy is 0 until half the validation reads map (and ties often): the loss breaks ties
+            loss = metrics["valid_loss"] if valid is not None else metrics["train_loss"]
+            score = [metrics.get("valid_median_accuracy", -loss), -loss]
             if score > best:
                 best = score
                 save_model(model, config, out_dir)

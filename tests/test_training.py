@@ -136,6 +136,11 @@ def test_train_cli_trains_resumes_and_writes_a_usable_model(tmp_path) -> None:
     assert {"train_loss", "valid_loss", "valid_median_accuracy", "valid_median_identity"} <= set(log[0])
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and state["config"]["model"]["rnn_size"] == 8 and state["train_config"]["batch_size"] == 4
+    again = CliRunner().invoke(cli, ["train", *common, "--epochs", "2"])  # a new run must not overwrite that one
+    assert again.exit_code == 1 and "--resume" in again.output and len(again.output.strip().splitlines()) == 1
+    assert len(list(csv.DictReader((out / "training.csv").open()))) == 2
+    nothing = CliRunner().invoke(cli, ["train", *common[:3], "-o", str(tmp_path / "new"), "--resume"])
+    assert nothing.exit_code == 1 and "no checkpoint.pt to resume from" in nothing.output
     result = CliRunner().invoke(cli, ["train", *common, "--epochs", "3", "--valid-fraction", "0.25", "--resume"])
     assert result.exit_code == 0, result.output
     log = list(csv.DictReader((out / "training.csv").open()))

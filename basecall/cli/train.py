@@ -63,12 +63,13 @@ def train(
     from basecall.model import load_model
     from basecall.training import distributed
     from basecall.training.data import ChunkSet, open_labelled
-    from basecall.training.loop import TrainingData
+    from basecall.training.loop import TrainingData, check_out_dir
     from basecall.training.loop import train as run_training
     from basecall.training.validate import read_identity
 
     if (config_path is None) == (model_name is None):
         raise ConfigError("give exactly one of --config (train from scratch) or --model (fine-tune)")
+    check_out_dir(out_dir, resume)
     with distributed.process_group(device) as torch_device:
         main = distributed.rank() == 0
         quiet = quiet or not main  # one process reports

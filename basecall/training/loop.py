@@ -26,7 +26,7 @@ import torch
 from basecall.atomic import atomic_path
 from basecall.config import Config, TrainConfig, config_from_dict
 from basecall.errors import ConfigError
-from basecall.model import Model, save_model
+from basecall.model import WEIGHTS, Model, save_model
 from basecall.training import distributed
 from basecall.training.data import ChunkSet, LabelledRead, read_chunks
 
@@ -34,6 +34,20 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "training.csv"
+
+
+def check_out_dir(out_dir: str | Path, resume: bool) -> None:
+    """A new run needs a folder without an earlier run in it (it would overwrite that model and mix the logs);
+    --resume needs that run's checkpoint."""
+    out_dir = Path(out_dir)
+    if resume and not (out_dir / CHECKPOINT).is_file():
+        raise ConfigError(f"{out_dir}: no {CHECKPOINT} to resume from")
+    earlier = [name for name in (CHECKPOINT, LOG, WEIGHTS) if (out_dir / name).exists()]
+    if not resume and earlier:
+        raise ConfigError(
+            f"{out_dir}: holds an earlier training run ({', '.join(earlier)}): add --resume to continue it, "
+            "or give a new folder"
+        )
 
 
 def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from basecall.training.data import open_labelled
+from basecall.training.data import LabelledRead, open_labelled
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "r941_lambda_marcpaga" / "fast5"
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    reads = [r for r in open_labelled(args.data) if hasattr(r, "ref_to_signal")]
+    reads = [r for r in open_labelled(args.data) if isinstance(r, LabelledRead)]  # prepared chunks have no positions
     dwells = np.concatenate([np.diff(r.ref_to_signal) for r in reads])  # (n_bases,) samples per base
     runs = [homopolymer_runs(np.asarray(r.reference), np.asarray(r.ref_to_signal)) for r in reads]
     lengths = np.concatenate([n for n, _ in runs])

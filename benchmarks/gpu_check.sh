@@ -2,9 +2,8 @@
 # On a GPU machine: the GPU tests, then the GPU decoder and throughput benchmarks, in one call.
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
 # The device machine has torch, h5py, numpy, click, tqdm, safetensors, pytest and hypothesis but no package index:
-# (`bash benchmarks/device_carry.sh` fills device_carry/) put wheels for the rest (cp312: pod5, lib-pod5, iso8601, more-itertools, deprecated, pytz, vbz-h5py-plugin, pyslow5,
-# mappy (built here, it has no wheel on PyPI), dnaio, tomli-w, fast-ctc-decode) in device_carry/wheels and the data
-# files in device_carry/data (a copy of the ../shared/data layout), both ignored by git, and carry device_carry.
+# `bash benchmarks/device_carry.sh` puts cp312 wheels for the rest in device_carry/wheels and the data files in
+# device_carry/data (a copy of the ../shared/data layout), both ignored by git; carry device_carry.
 # Source this file's setup part alone with `. benchmarks/gpu_check.sh --setup-only` (puts `basecall` on PATH).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -7,15 +7,17 @@ Sets (from ../shared/data, see its README):
   lambda     50 R9.4.1 lambda reads (fast5) vs Lambda_phage.fna; incumbent: Guppy hac calls stored in the files
   sarscov2   100 R9.4.1 SARS-CoV-2 amplicon reads (blow5) vs MN908947.3 — a genome no training set contains
   r1041      14 R10.4.1 human reads (pod5) vs their truth rebuilt from the BAM (an R9.4.1 model is not expected to work)
-  simulated  reads simulated from a random genome with the R9.4.1 pore model (`basecall simulate`)
+  simulated  reads simulated from a random genome with the R9.4.1 pore model (`basecall simulate`), scored against
+             each read's true sequence; `--simulated-signal level_sd_factor=0,noise_sd_factor=1.15` adds a set
+             simulated with those `SignalModel` fields changed (repeat it for several): how hard each kind of
+             simulated noise makes the reads for a model
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,14 +55,26 @@ def basecall_set(
     return calls, n_samples / (time.perf_counter() - started)
 
 
-def simulated_set(out: Path, n_reads: int, seed: int) -> tuple[list[str], str]:
-    pore_model = DATA / "pore_models" / "kmer_models" / "template_median68pA.model"
-    command = [sys.executable, "-m", "basecall", "simulate", "--pore-model", str(pore_model),
-               "--random-genome-length", "200000", "--n-reads", str(n_reads), "--seed", str(seed),
-               "--format", "pod5", "--out", str(out), "-q"]  # fmt: skip
-    subprocess.run(command, check=True)
-    truth = next(out.glob("*.fasta"))
-    return [str(p) for p in out.glob("*.pod5")], str(truth)
+def simulated_set(out: Path, n_reads: int, seed: int, signal: dict[str, float]) -> tuple[list[str], str]:
+    """Simulate reads (R9.4.1 defaults with `signal`'s `SignalModel` fields changed); their files and truth FASTA."""
+    import numpy as np
+
+    from basecall.simulate import CHEMISTRIES, load_pore_model, random_genome, simulate
+
+    pore_model = load_pore_model(DATA / "pore_models" / "kmer_models" / "template_median68pA.model")
+    model = dataclasses.replace(CHEMISTRIES["r9.4.1"].signal_model, **signal)
+    genome = {"random_genome": random_genome(200_000, np.random.default_rng((seed, 1)))}
+    simulate(out, genome, pore_model, n_reads, seed, model=model)
+    return [str(p) for p in out.glob("*.pod5")], str(out / "truth.fasta")
+
+
+def simulated_name(fields: dict[str, float]) -> str:
+    return "simulated" + (f"[{','.join(f'{k}={v:g}' for k, v in fields.items())}]" if fields else "")
+
+
+def signal_fields(text: str) -> dict[str, float]:
+    """"level_sd_factor=0,noise_sd_factor=1.15" → {"level_sd_factor": 0.0, "noise_sd_factor": 1.15}."""
+    return {key.strip(): float(value) for key, value in (item.split("=") for item in text.split(",") if item)}
 
 
 def main() -> None:
@@ -72,6 +86,8 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32"],
                         help="forward pass: auto (fp16 on CUDA, bf16 on CPUs that have it) or fp32")
     parser.add_argument("--simulated-reads", type=int, default=50)
+    parser.add_argument("--simulated-signal", action="append", default=[], type=signal_fields, metavar="FIELD=VALUE,...",
+                        help="also a simulated set with these SignalModel fields changed (repeatable)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "accuracy.json"))
     args = parser.parse_args()
 
@@ -80,9 +96,11 @@ def main() -> None:
     report: dict[str, dict] = {}
     tables = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.sets:
-            if name == "simulated":
-                inputs, reference = simulated_set(Path(tmp) / "simulated", args.simulated_reads, seed=7)
+        real = [(name, None) for name in args.sets if name != "simulated"]
+        simulated = [{}] * ("simulated" in args.sets) + args.simulated_signal
+        for name, fields in real + [(simulated_name(fields), fields) for fields in simulated]:
+            if fields is not None:
+                inputs, reference = simulated_set(Path(tmp) / name, args.simulated_reads, 7, fields)
                 has_incumbent = False
             else:
                 parts, ref, has_incumbent = SETS[name]

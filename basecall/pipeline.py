@@ -90,19 +90,34 @@ def in_thread(items: Iterable[T], name: str, maxsize: int = QUEUE_SIZE) -> Itera
         stop.set()
 
 
-def chunk_reads(items: Iterable[Read | Failure], config: BasecallerConfig, stride: int) -> Iterator[ChunkedRead | Failure]:
-    """Normalise and chunk each read; a read that cannot be scaled becomes a Failure."""
-    for index, item in enumerate(items):
+def chunk_reads(
+    items: Iterable[Read | Failure], config: BasecallerConfig, stride: int, threads: int = 1
+) -> Iterator[ChunkedRead | Failure]:
+    """Normalise and chunk each read, `threads` reads at once (numpy releases the GIL), in order; a read that cannot
+    be scaled becomes a Failure."""
+
+    def prepare(indexed: tuple[int, Read | Failure]) -> ChunkedRead | Failure:
+        index, item = indexed
         if isinstance(item, Failure):
-            yield item
-            continue
+            return item
         try:
             signal = scaled_signal(item)
         except InputError as e:
-            yield Failure(item.path, str(e), read_id=item.read_id, read=item.without_signal(), n_samples=item.n_samples)
-            continue
+            return Failure(item.path, str(e), read_id=item.read_id, read=item.without_signal(), n_samples=item.n_samples)
         padded, starts = pad_for_chunks(signal, config.chunksize, config.overlap, stride)
-        yield ChunkedRead(index, item.without_signal(), item.n_samples, starts, padded)
+        return ChunkedRead(index, item.without_signal(), item.n_samples, starts, padded)
+
+    if threads == 1:
+        yield from map(prepare, enumerate(items))
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="basecall-chunker") as pool:
+        pending: deque[Future] = deque()
+        for indexed in enumerate(items):
+            pending.append(pool.submit(prepare, indexed))
+            if len(pending) > 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @torch.inference_mode()
@@ -211,17 +226,19 @@ def basecall_reads(
     decode: Decoder = greedy,
     more_devices: Sequence[torch.device] = (),
     precision: str = "auto",
+    chunk_threads: int = 1,
 ) -> Iterator[CalledRead | Failure]:
     """Basecall `reads` (Failures pass through) and yield a CalledRead or Failure per input item, in order.
 
     `model` is on `device`; with `more_devices` (e.g. every GPU), a copy of it runs on each of them too.
     `precision` is the forward pass's (`forward_dtype`): 'auto' (fp16 on CUDA, bf16 on CPUs that have it) or 'fp32'.
+    `chunk_threads` reads are normalised and chunked at once (more than 1 pays where the model leaves cores free: GPUs).
     """
     device = torch.device(device)
     dtype = forward_dtype(device, precision, model)
     stride = model.stride
     reads = in_thread(reads, "reader")
-    chunked = in_thread(chunk_reads(reads, config, stride), "chunker")
+    chunked = in_thread(chunk_reads(reads, config, stride, chunk_threads), "chunker")
     batches = batch_chunks(chunked, config.batch_size, config.chunksize)
     if more_devices:
         replicas = [(model, device)] + [(copy.deepcopy(model).to(extra), extra) for extra in more_devices]

@@ -65,7 +65,7 @@ def main() -> None:
               f"{row['bases_under_one_timestep']:.1%} of bases under one timestep, "
               f"{row['homopolymer_runs_squeezed']:.1%} of homopolymer runs squeezed ({by_length})")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"data": args.data, "reads": len(reads), "bases": int(len(dwells)), "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"data": args.data, "reads": len(reads), "bases": len(dwells), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

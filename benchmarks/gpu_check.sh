@@ -41,5 +41,15 @@ if [ -d "$LAMBDA" ] && [ -n "$MODEL" ]; then
     timeout 120 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 --models "$MODEL_DIR" \
         --json "$OUT/throughput_gpu_model.json" 2>&1 | tee "$OUT/throughput_gpu_model.txt"
     timeout 150 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 \
-        --json "$OUT/throughput_gpu.json" 2>&1 | tee "$OUT/throughput_gpu.txt"
+        --json "$OUT/throughput_gpu.json" 2>&1 | tee "$OUT/throughput_gpu.txt"    # a whole run large enough to time a GPU: 2,000 simulated reads (≈ 100 M samples) in 16 pod5 files, read by
+    # 1, 4 and 8 reader processes (the reading stage alone first: it bounds a GPU run)
+    SIM=/tmp/basecall-gpu-sim
+    [ -d "$SIM" ] || timeout 120 basecall simulate -q --pore-model "$BASECALL_SHARED_DATA/pore_models/kmer_models/template_median68pA.model" \
+        --random-genome-length 1000000 -n 2000 --reads-per-file 125 --seed 5 -o "$SIM"
+    timeout 150 python3 benchmarks/throughput.py --device cuda --inputs "$SIM" --seconds 2 --models "$MODEL_DIR" \
+        --precisions half --readers 1 4 8 --json "$OUT/throughput_gpu_large.json" 2>&1 | tee "$OUT/throughput_gpu_large.txt"
+    for readers in 1 4 8; do
+        echo "--readers $readers: $(timeout 120 basecall basecaller -m "$MODEL" --device cuda --readers $readers "$SIM" \
+            -o /dev/null 2>&1 | tail -n 1)" | tee -a "$OUT/whole_run_readers.txt"
+    done
 fi

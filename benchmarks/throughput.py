@@ -4,7 +4,9 @@ Built-in architectures run with untrained weights (the cost of a forward pass do
 `--models` times trained model directories instead (their greedy decoding is then realistic too). On CPU the forward
 pass is timed on one thread (the basecaller runs one single-threaded copy per core) and the whole run is the
 basecaller's default (every core), in fp32 (`--precision fp32`) and in half precision (`--precision auto`: bf16 on a
-CPU with native bf16, fp16 on a GPU; fp32 again on a CPU without). Prints a table and writes JSON.
+CPU with native bf16, fp16 on a GPU; fp32 again on a CPU without). The reading stage alone (files → `Read`s, as the
+basecaller reads them) is timed with 1, 2, ... reader processes (`--readers`): on a GPU it bounds the whole run.
+Prints a table and writes JSON.
 
     python benchmarks/throughput.py                       # real lambda reads from ../shared/data if present
     python benchmarks/throughput.py --models models/r9.4.1-small DIR ... --precisions fp32
@@ -68,12 +70,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def reading_samples_per_s(inputs: list[str], processes: int) -> float:
+    """Samples/s of reading every read of `inputs` with `processes` reader processes (worker start-up included).
+
+    Timed in a fresh `python -c` process, as the basecaller reads: spawned workers re-import the parent's main
+    module, and this one imports torch (a second each)."""
+    code = (
+        "import sys, time\n"
+        "from basecall.readers import open_reads\n"
+        "from basecall.records import Read\n"
+        "started = time.perf_counter()\n"
+        "n = sum(r.n_samples for r in open_reads(sys.argv[2:], processes=int(sys.argv[1])) if isinstance(r, Read))\n"
+        "print(n / (time.perf_counter() - started))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(processes), *inputs], check=True, capture_output=True, text=True)
+    return float(result.stdout)
+
+
 def whole_run(model_dir: Path, inputs: list[str], device: str, batch_size: int, precision: str) -> dict[str, float]:
     """Time `basecall basecaller` as a user runs it; its final line gives the in-run samples/s."""
     command = [sys.executable, "-m", "basecall", "basecaller", "-m", str(model_dir), *inputs, "-o", "/dev/null",
                "--device", device, "--batch-size", str(batch_size), "--precision", precision]  # fmt: skip
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
     wall_s = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
@@ -93,6 +112,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=None, help=f"default: {cpu_batch_size(0)} on CPU, 512 on GPU")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per forward-pass measurement")
+    parser.add_argument("--readers", nargs="+", type=int, default=[1, 2], help="reader processes to time the reading stage with")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -107,6 +127,9 @@ def main() -> None:
     total_samples = sum(r.n_samples for r in reads)
     print(f"inputs: {', '.join(inputs)} — {len(reads)} reads, {total_samples:,} samples")
     print(f"device: {_device_name(device)}; torch {torch.__version__}, {torch.get_num_threads()} threads; batch {batch_size}")
+
+    reading = [{"processes": n, "samples_per_s": reading_samples_per_s(inputs, n)} for n in args.readers]
+    print("reading alone: " + " | ".join(f"{r['processes']} process(es) {r['samples_per_s']:,.0f} samples/s" for r in reading))
 
     half = torch.bfloat16 if device.type == "cpu" else torch.float16
     precisions = {"fp32": None, "bf16" if device.type == "cpu" else "fp16": half}
@@ -150,6 +173,7 @@ def main() -> None:
         "inputs": inputs,
         "reads": len(reads),
         "samples": total_samples,
+        "reading": reading,
         "rows": rows,
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -149,14 +149,15 @@ def test_gzip_and_stdout_outputs(tmp_path, tiny_model_dir, simulated_inputs) -> 
     assert result.stderr == b""  # -q: nothing but data
 
 
-def test_bad_inputs_are_named_and_the_run_goes_on(tmp_path, tiny_model_dir, simulated_inputs) -> None:
+@pytest.mark.parametrize("readers", [[], ["--readers", "3"]])
+def test_bad_inputs_are_named_and_the_run_goes_on(tmp_path, tiny_model_dir, simulated_inputs, readers) -> None:
     folder, read_ids = simulated_inputs
     (tmp_path / "junk.fast5").write_text("this is not HDF5\n")
     (tmp_path / "notes.txt").write_text("hello\n")
     out, summary = tmp_path / "calls.fastq", tmp_path / "summary.tsv"
     args = [str(folder), str(tmp_path / "junk.fast5"), str(tmp_path / "notes.txt"), str(tmp_path / "missing.pod5")]
     result = CliRunner().invoke(
-        cli, ["basecaller", "-m", str(tiny_model_dir), *args, "-o", str(out), "--summary", str(summary)]
+        cli, ["basecaller", "-m", str(tiny_model_dir), *args, "-o", str(out), "--summary", str(summary), *readers]
     )
     assert result.exit_code == ExitCode.READS_FAILED
     errors = [line for line in result.output.splitlines() if line.startswith("basecall: ERROR")]

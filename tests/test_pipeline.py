@@ -51,14 +51,15 @@ def whole_read_sequence(model: torch.nn.Module, read: Read) -> str:
 
 
 @pytest.mark.parametrize(
-    "chunksize, overlap, batch_size", [(400, 80, 1), (400, 8, 3), (200, 100, 7), (1000, 400, 64), (40, 36, 5)]
+    "chunksize, overlap, batch_size, chunk_threads",
+    [(400, 80, 1, 1), (400, 8, 3, 1), (200, 100, 7, 3), (1000, 400, 64, 1), (40, 36, 5, 2)],
 )
-def test_pipeline_equals_decoding_each_whole_read(chunksize: int, overlap: int, batch_size: int) -> None:
+def test_pipeline_equals_decoding_each_whole_read(chunksize: int, overlap: int, batch_size: int, chunk_threads: int) -> None:
     model = LocalModel()
     lengths = [100, 157, 399, 400, 401, 1234, 5000]
     reads = [make_read(f"read{i}", n, seed=i) for i, n in enumerate(lengths)]
     config = BasecallerConfig(chunksize=chunksize, overlap=overlap, batch_size=batch_size)
-    results = list(basecall_reads(model, reads, config))
+    results = list(basecall_reads(model, reads, config, chunk_threads=chunk_threads))
     assert [r.read.read_id for r in results] == [r.read_id for r in reads]
     for read, called in zip(reads, results):
         assert isinstance(called, CalledRead)
@@ -68,12 +69,13 @@ def test_pipeline_equals_decoding_each_whole_read(chunksize: int, overlap: int, 
         assert len(called.qualities) == len(called.sequence)
 
 
-def test_failures_pass_through_in_order_and_bad_reads_become_failures() -> None:
+@pytest.mark.parametrize("chunk_threads", [1, 3])
+def test_failures_pass_through_in_order_and_bad_reads_become_failures(chunk_threads: int) -> None:
     flat = Read("flat", np.full(500, 7, np.int16), Calibration(0.0, 1.0), 4000.0, "run", 1, 0, "mem.pod5")
     empty = Read("empty", np.zeros(0, np.int16), Calibration(0.0, 1.0), 4000.0, "run", 1, 0, "mem.pod5")
     items = [make_read("a", 2000, 1), Failure("broken.fast5", "not a readable fast5"), flat, make_read("b", 900, 2), empty]
     config = BasecallerConfig(chunksize=400, overlap=80, batch_size=4)
-    results = list(basecall_reads(LocalModel(), items, config))
+    results = list(basecall_reads(LocalModel(), items, config, chunk_threads=chunk_threads))
     kinds = [(type(r).__name__, r.read_id if isinstance(r, Failure) else r.read.read_id) for r in results]
     assert kinds == [("CalledRead", "a"), ("Failure", None), ("Failure", "flat"), ("CalledRead", "b"), ("Failure", "empty")]
     assert "flat" in results[2].reason and "no samples" in results[4].reason

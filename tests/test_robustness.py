@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from itertools import groupby
 from pathlib import Path
 
 import dnaio
@@ -252,9 +253,11 @@ def test_resume_needs_an_output_file(tiny_model_dir: Path, tmp_path: Path) -> No
     assert result.exit_code == 2 and "--resume needs an output file" in result.output
 
 
-def test_crashes_and_hangs_in_c_libraries_cost_one_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 3])
+def test_crashes_and_hangs_in_c_libraries_cost_one_file(tmp_path: Path, processes: int) -> None:
     """The damaged files fuzzing found that crash slow5lib (SIGSEGV, SIGABRT) or hang HDF5 (fuzz/crashes/unfixed-*):
-    read in a worker process, each becomes one failed file and the files after it are still read."""
+    read in a worker process, each becomes one failed file and the files after it are still read, in file order,
+    however many files are read at once."""
     from basecall.readers import find_read_files
     from basecall.readers.worker import read_isolated
 
@@ -265,7 +268,13 @@ def test_crashes_and_hangs_in_c_libraries_cost_one_file(tmp_path: Path) -> None:
         (tmp_path / (saved.name + suffixes[data[0] % 4])).write_bytes(data[1:])
     good = random_reads(3, seed=30)
     write_pod5(good, tmp_path / "zz_good.pod5")
-    items = list(read_isolated(find_read_files([tmp_path]), None, timeout_s=5))
+    first = random_reads(2, seed=31)
+    write_pod5(first, tmp_path / "a_good.pod5")
+    files = list(find_read_files([tmp_path]))
+    items = list(read_isolated(files, None, timeout_s=5, processes=processes))
+    names = [Path(item.path).name for item in items]
+    assert [name for name, _ in groupby(names)] == [file.name for file in files]  # in file order, each file's together
+    assert [item.read_id for item in items[:2]] == [read.read_id for read in first]
     failures = {Path(item.path).name: item.reason for item in items if isinstance(item, Failure)}
     assert [item.read_id for item in items if not isinstance(item, Failure) and "zz_good" in item.path] == [
         read.read_id for read in good

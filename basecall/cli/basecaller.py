@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,7 @@ log = logging.getLogger("basecall.cli")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, or cuda:all (every visible GPU).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Chunks per forward pass. [default: from the model on a GPU; on CPU 8, or 64 with beam search]")
 @click.option("--threads", type=click.IntRange(min=1), help="On CPU: batches run at once, one core each. [default: the cores this process may use]")
+@click.option("--readers", type=click.IntRange(min=1), help="Files read at once, each in a worker process, and reads normalised and chunked at once. [default: 1 on CPU, where the model needs every core; on a GPU, up to 4 of the cores]")
 @click.option("--precision", type=click.Choice(["auto", "fp32"]), default="auto", show_default=True, help="Forward pass: auto = fp16 on a GPU, bf16 on a CPU with native bf16 (AVX512-BF16/AMX) for LSTM models, else fp32.")
 @click.option("--chunksize", type=click.IntRange(min=1), help="Chunk length in samples. [default: from the model]")
 @click.option("--overlap", type=click.IntRange(min=0), help="Chunk overlap in samples. [default: from the model]")
@@ -49,6 +51,7 @@ def basecaller(
     summary_path: str | None,
     device: str,
     threads: int | None,
+    readers: int | None,
     precision: str,
     batch_size: int | None,
     chunksize: int | None,
@@ -105,7 +108,9 @@ def basecaller(
 
         done = recover(output, summary_path)
         log.info("resuming: %d reads already done in %s", len(done), output)
-    reads = open_reads(inputs, selected, recursive, done)
+    if readers is None:
+        readers = 1 if torch_device.type == "cpu" else max(1, min(4, len(os.sched_getaffinity(0)) - 1 - len(more_devices)))
+    reads = open_reads(inputs, selected, recursive, done, processes=readers)
     if model_name is None:
         first, reads = _peek_read(reads)
         if first is not None:
@@ -145,7 +150,9 @@ def basecaller(
     try:
         with FastqWriter(output, loaded.name, append) as fastq, summary_writer as summary, progress, _log_above(progress):
             decode = make_decoder(beam_width, beam_cut, settings.qscale, settings.qbias)
-            results = basecall_reads(loaded.model, reads, settings, torch_device, decode, more_devices, precision)
+            results = basecall_reads(
+                loaded.model, reads, settings, torch_device, decode, more_devices, precision, chunk_threads=readers
+            )
             tally = write_results(results, fastq, summary, settings.min_qscore, on_result, strict)
     except KeyboardInterrupt:
         if output != "-":

@@ -77,11 +77,13 @@ def open_reads(
     recursive: bool = True,
     done: Collection[str] = (),
     isolate: bool = True,
+    processes: int = 1,
 ) -> Iterator[Read | Failure]:
     """Yield every read (or only `read_ids`) from `paths`, and a Failure for what cannot be read.
 
     Reads in `done` (finished by an earlier, interrupted run) are left out silently. With `isolate`, files are read
-    in a worker process (`basecall.readers.worker`), so a crash or hang in a C library fails one file, not the run.
+    in a worker process (`basecall.readers.worker`), so a crash or hang in a C library fails one file, not the run;
+    `processes` files are read at once (each in its own worker), the reads still coming out in file order.
     """
     if read_ids is not None:
         read_ids = {read_id.strip().lower() for read_id in read_ids}  # read ids are UUIDs, written in lower case
@@ -89,7 +91,7 @@ def open_reads(
     if isolate:
         from basecall.readers.worker import read_isolated
 
-        items = read_isolated(files, read_ids)
+        items = read_isolated(files, read_ids, processes=processes)
     else:
         items = (item for file in files for item in ([file] if isinstance(file, Failure) else read_file(file, read_ids)))
     first_seen: dict[str, str] = {}  # read id → the file it was first read from

@@ -1,16 +1,21 @@
 """Read files in a worker process, so a crash or hang inside a C library (HDF5, VBZ, slow5lib) costs one file.
 
 Fuzzing found damaged files that make slow5lib segfault or corrupt its heap and HDF5 loop forever (fuzz/README.md);
-no Python code can catch those. The worker reads one file at a time and sends each Read (or Failure) back through
+no Python code can catch those. A worker reads one file at a time and sends each Read (or Failure) back through
 a pipe. If it dies, the rest of that file is one Failure naming the signal; if it sends nothing for `timeout_s`, it
-is killed and the file fails as hung. A new worker then carries on with the next file.
+is killed and the file fails as hung. A new worker then carries on with the next file. Several workers can read
+several files at once (a GPU run needs more than one core's worth of reading); their reads still come out in file
+order.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import signal
+import time
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from basecall.records import Failure, Read
@@ -48,43 +53,107 @@ class _Worker:
 
 
 def read_isolated(
-    files: Iterable[Path | Failure], read_ids: Collection[str] | None, timeout_s: float = HANG_SECONDS
+    files: Iterable[Path | Failure],
+    read_ids: Collection[str] | None,
+    timeout_s: float = HANG_SECONDS,
+    processes: int = 1,
 ) -> Iterator[Read | Failure]:
-    """`read_file` for each file, in a worker process; Failures in `files` pass through."""
-    worker: _Worker | None = None
+    """`read_file` for each file in worker processes, `processes` files at once, results in file order; Failures in
+    `files` pass through.
+
+    The file whose reads are being handed on (the head) is read without limit; the others read ahead until they hold
+    `READ_AHEAD_SAMPLES` each, so memory stays bounded. A worker is declared hung when the head has sent nothing for
+    `timeout_s` since it became the head or last sent something.
+    """
+    jobs: deque[_Job] = deque()  # files being read, in file order
+    idle: list[_Worker] = []
+    pending = iter(files)
     try:
-        for file in files:
-            if isinstance(file, Failure):
-                yield file
+        while True:
+            while len(jobs) < processes and (file := next(pending, None)) is not None:
+                jobs.append(
+                    _Job.passing(file)
+                    if isinstance(file, Failure)
+                    else _Job(file, idle.pop() if idle else _Worker(read_ids))
+                )
+            if not jobs:
+                return
+            head = jobs[0]
+            while head.items:
+                yield head.take()
+            if head.worker is None:  # finished: its worker back to the pool, unless it was stopped
+                jobs.popleft()
+                if head.done_worker is not None:
+                    idle.append(head.done_worker)
+                if jobs:
+                    jobs[0].heard = time.monotonic()  # the new head's hang clock starts now
                 continue
-            worker = worker or _Worker(read_ids)
-            worker.connection.send(str(file))
-            n_reads = 0
-            while True:
-                item, problem = _receive(worker, timeout_s)
-                if problem is not None:
-                    worker.stop()
-                    worker = None
-                    yield Failure(str(file), f"{problem} (after {n_reads} reads of this file)" if n_reads else problem)
-                    break
-                if item == _DONE:
-                    break
-                n_reads += isinstance(item, Read)
-                yield item
+            listening = {
+                job.worker.connection: job
+                for job in jobs
+                if job.worker and (job is head or job.ahead < READ_AHEAD_SAMPLES)
+            }
+            for connection in wait(list(listening), timeout=max(0.0, head.heard + timeout_s - time.monotonic())):
+                listening[connection].receive()
+            if head.worker is not None and time.monotonic() - head.heard >= timeout_s:
+                head.fail(f"the reader hung in a C library: nothing for {timeout_s:g} s (damaged file?)")
     finally:
-        if worker is not None:
+        for worker in idle + [job.worker for job in jobs if job.worker]:
             worker.stop()
 
 
-def _receive(worker: _Worker, timeout_s: float) -> tuple[object, str | None]:
-    """(what the worker sent, None), or (None, why it never will)."""
-    if not worker.connection.poll(timeout_s):
-        return None, f"the reader hung in a C library: nothing for {timeout_s:g} s (damaged file?)"
-    try:
-        return worker.connection.recv(), None
-    except Exception:  # noqa: BLE001 - the pipe closed, maybe mid-message: the worker died
-        worker.process.join(5)
-    code = worker.process.exitcode
-    if code is not None and code < 0:
-        return None, f"the reader crashed in a C library ({signal.Signals(-code).name}): the file is damaged"
-    return None, f"the reader process ended unexpectedly (exit status {code})"
+READ_AHEAD_SAMPLES = 20_000_000  # per file read ahead of the head: 40 MB of int16 signal
+
+
+class _Job:
+    """One file being read by a worker: the items received so far, not yet handed on."""
+
+    def __init__(self, file: Path, worker: _Worker | None):
+        self.file = file
+        self.worker = worker  # None once the file is finished (or failed)
+        self.done_worker: _Worker | None = None  # the worker, once it finished the file cleanly
+        self.items: deque[Read | Failure] = deque()
+        self.ahead = 0  # samples held in `items`
+        self.n_reads = 0
+        self.heard = time.monotonic()
+        if worker is not None:
+            worker.connection.send(str(file))
+
+    @classmethod
+    def passing(cls, failure: Failure) -> _Job:
+        job = cls(Path(failure.path), None)
+        job.items.append(failure)
+        return job
+
+    def take(self) -> Read | Failure:
+        item = self.items.popleft()
+        self.ahead -= item.n_samples if isinstance(item, Read) else 0
+        return item
+
+    def receive(self) -> None:
+        """One message from the worker: an item, the end of the file, or the news that the worker died."""
+        self.heard = time.monotonic()
+        try:
+            item = self.worker.connection.recv()
+        except Exception:  # noqa: BLE001 - the pipe closed, maybe mid-message: the worker died
+            self.worker.process.join(5)
+            code = self.worker.process.exitcode
+            if code is not None and code < 0:
+                self.fail(f"the reader crashed in a C library ({signal.Signals(-code).name}): the file is damaged")
+            else:
+                self.fail(f"the reader process ended unexpectedly (exit status {code})")
+            return
+        if item == _DONE:
+            self.done_worker, self.worker = self.worker, None
+            return
+        self.n_reads += isinstance(item, Read)
+        self.ahead += item.n_samples if isinstance(item, Read) else 0
+        self.items.append(item)
+
+    def fail(self, problem: str) -> None:
+        """Stop the worker; the rest of the file is one Failure."""
+        self.worker.stop()
+        self.worker = None
+        self.items.append(
+            Failure(str(self.file), f"{problem} (after {self.n_reads} reads of this file)" if self.n_reads else problem)
+        )

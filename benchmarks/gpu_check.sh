@@ -41,7 +41,8 @@ if [ -d "$LAMBDA" ] && [ -n "$MODEL" ]; then
     timeout 120 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 --models "$MODEL_DIR" \
         --json "$OUT/throughput_gpu_model.json" 2>&1 | tee "$OUT/throughput_gpu_model.txt"
     timeout 150 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 \
-        --json "$OUT/throughput_gpu.json" 2>&1 | tee "$OUT/throughput_gpu.txt"    # a whole run large enough to time a GPU: 2,000 simulated reads (≈ 100 M samples) in 16 pod5 files, read by
+        --json "$OUT/throughput_gpu.json" 2>&1 | tee "$OUT/throughput_gpu.txt"
+    # a whole run large enough to time a GPU: 2,000 simulated reads (≈ 100 M samples) in 16 pod5 files, read by
     # 1, 4 and 8 reader processes (the reading stage alone first: it bounds a GPU run)
     SIM=/tmp/basecall-gpu-sim
     [ -d "$SIM" ] || timeout 120 basecall simulate -q --pore-model "$BASECALL_SHARED_DATA/pore_models/kmer_models/template_median68pA.model" \

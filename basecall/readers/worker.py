@@ -81,21 +81,21 @@ def read_isolated(
             head = jobs[0]
             while head.items:
                 yield head.take()
-            if head.worker is None:  # finished: its worker back to the pool, unless it was stopped
+            if head.finished:  # its worker back to the pool, unless it was stopped
                 jobs.popleft()
-                if head.done_worker is not None:
-                    idle.append(head.done_worker)
+                if head.worker is not None:
+                    idle.append(head.worker)
                 if jobs:
                     jobs[0].heard = time.monotonic()  # the new head's hang clock starts now
                 continue
             listening = {
                 job.worker.connection: job
                 for job in jobs
-                if job.worker and (job is head or job.ahead < READ_AHEAD_SAMPLES)
+                if not job.finished and (job is head or job.ahead < READ_AHEAD_SAMPLES)
             }
             for connection in wait(list(listening), timeout=max(0.0, head.heard + timeout_s - time.monotonic())):
                 listening[connection].receive()
-            if head.worker is not None and time.monotonic() - head.heard >= timeout_s:
+            if not head.finished and time.monotonic() - head.heard >= timeout_s:
                 head.fail(f"the reader hung in a C library: nothing for {timeout_s:g} s (damaged file?)")
     finally:
         for worker in idle + [job.worker for job in jobs if job.worker]:
@@ -110,8 +110,8 @@ class _Job:
 
     def __init__(self, file: Path, worker: _Worker | None):
         self.file = file
-        self.worker = worker  # None once the file is finished (or failed)
-        self.done_worker: _Worker | None = None  # the worker, once it finished the file cleanly
+        self.worker = worker  # None for a passing Failure, or once the worker was stopped
+        self.finished = worker is None  # the worker has sent all it will for this file
         self.items: deque[Read | Failure] = deque()
         self.ahead = 0  # samples held in `items`
         self.n_reads = 0
@@ -144,7 +144,7 @@ class _Job:
                 self.fail(f"the reader process ended unexpectedly (exit status {code})")
             return
         if item == _DONE:
-            self.done_worker, self.worker = self.worker, None
+            self.finished = True
             return
         self.n_reads += isinstance(item, Read)
         self.ahead += item.n_samples if isinstance(item, Read) else 0
@@ -153,7 +153,7 @@ class _Job:
     def fail(self, problem: str) -> None:
         """Stop the worker; the rest of the file is one Failure."""
         self.worker.stop()
-        self.worker = None
+        self.worker, self.finished = None, True
         self.items.append(
             Failure(str(self.file), f"{problem} (after {self.n_reads} reads of this file)" if self.n_reads else problem)
         )

@@ -6,7 +6,8 @@
 # OUT/stage1.tar and OUT/stage2.tar (each candidate's config.toml, weights.safetensors and training.csv of that stage)
 # and OUT/logs.tar to evaluate elsewhere with benchmarks/accuracy.py and benchmarks/throughput.py.
 #   bash benchmarks/arch_sweep.sh OUT_DIR [SHARED_DATA] [LIMIT_S] [train options...]
-# CONFIGS="a.toml b.toml" runs only those candidates.
+# CONFIGS="a.toml b.toml" runs only those candidates; SEEDS="1 2 3" runs each candidate once per seed (`--seed S` for
+# both stages, in OUT/NAME-seedS), to measure the spread between runs.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:?usage: arch_sweep.sh OUT_DIR [SHARED_DATA] [LIMIT_S] [train options...]}
@@ -15,11 +16,15 @@ LIMIT=${3:-3600}
 shift $(($# < 3 ? $# : 3))
 mkdir -p "$OUT"
 for config in ${CONFIGS:-"$HERE"/recipes/sweep/*.toml}; do
-    name=$(basename "$config" .toml)
-    (
-        timeout "$LIMIT" bash "$HERE/recipes/r941.sh" "$config" "$OUT/$name" "$DATA" -q "$@" >"$OUT/$name.log" 2>&1
-        echo "$name exit $?" >>"$OUT/exits.txt"
-    ) &
+    for seed in ${SEEDS:--}; do
+        [ "$seed" = - ] && seed=
+        name=$(basename "$config" .toml)${seed:+-seed$seed}
+        (
+            timeout "$LIMIT" bash "$HERE/recipes/r941.sh" "$config" "$OUT/$name" "$DATA" -q "$@" ${seed:+--seed "$seed"} \
+                >"$OUT/$name.log" 2>&1
+            echo "$name exit $?" >>"$OUT/exits.txt"
+        ) &
+    done
 done
 wait
 cat "$OUT/exits.txt"

@@ -307,14 +307,23 @@ def _homopolymers(query: str, ref: str, query_before: np.ndarray, query_after: n
 
 
 def read_calls(path: str | Path) -> Iterator[tuple[str, str]]:
-    """(read id, bases) for each record of a FASTA or FASTQ file, gzip or not; the id is the header's first word."""
+    """(read id, bases) for each record of a FASTA or FASTQ file (gzip or not; the id is the header's first word),
+    or of an unaligned SAM/BAM file (its primary records)."""
     import dnaio
 
     try:
+        if str(path).endswith((".sam", ".bam")):
+            import pysam
+
+            with pysam.AlignmentFile(str(path), check_sq=False) as records:
+                for record in records.fetch(until_eof=True):
+                    if not (record.is_secondary or record.is_supplementary):
+                        yield record.query_name, record.get_forward_sequence() or ""
+            return
         with dnaio.open(path) as records:
             for record in records:
                 yield (record.name.split() or [""])[0], record.sequence
-    except (OSError, dnaio.exceptions.FileFormatError, dnaio.exceptions.UnknownFileFormat) as e:
+    except (OSError, ValueError, dnaio.exceptions.FileFormatError, dnaio.exceptions.UnknownFileFormat) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e)
         raise InputError(f"{path}: cannot read calls: {reason}") from e
 

@@ -149,6 +149,43 @@ def test_gzip_and_stdout_outputs(tmp_path, tiny_model_dir, simulated_inputs) -> 
     assert result.stderr == b""  # -q: nothing but data
 
 
+@pytest.mark.parametrize("suffix", [".bam", ".sam"])
+def test_bam_and_sam_outputs_hold_the_fastq_records_and_the_move_table(
+    tmp_path, tiny_model_dir, simulated_inputs, suffix
+) -> None:
+    import pysam
+
+    folder, read_ids = simulated_inputs
+    fastq, out = tmp_path / "calls.fastq", tmp_path / f"calls{suffix}"
+    assert CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(fastq), "-q"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(out), "--emit-moves"])
+    assert result.exit_code == 0, result.output
+    expected = {r.id: r for r in read_fastq(fastq)}
+    with pysam.AlignmentFile(str(out), check_sq=False) as records:
+        assert records.header.to_dict()["PG"][0]["PN"] == "basecall"
+        bam = {record.query_name: record for record in records.fetch(until_eof=True)}
+    assert sorted(bam) == sorted(expected) and sorted(bam) == sorted(read_ids)
+    for read_id, record in bam.items():
+        fields = dict(tag.split("=", 1) for tag in expected[read_id].name.split()[1:])
+        assert record.is_unmapped and record.query_sequence == expected[read_id].sequence
+        assert pysam.qualities_to_qualitystring(record.query_qualities) == expected[read_id].qualities
+        assert record.get_tag("ns") == int(fields["samples"]) and record.get_tag("ts") == 0
+        assert record.get_tag("ch") == int(fields["ch"]) and record.get_tag("st") == fields["start_time"]
+        assert record.get_tag("qs") == pytest.approx(float(fields["mean_qscore"]), abs=0.01)
+        moves = record.get_tag("mv")  # the stride, then one flag per model timestep; a 1 starts each base
+        stride = moves[0]
+        assert len(moves) - 1 == -(-record.get_tag("ns") // stride) and sum(moves[1:]) == len(record.query_sequence)
+    assert (tmp_path / "calls.summary.tsv").exists()
+
+
+def test_emit_moves_needs_a_bam_or_sam_output(tmp_path, tiny_model_dir, simulated_inputs) -> None:
+    folder, _ = simulated_inputs
+    result = CliRunner().invoke(
+        cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(tmp_path / "c.fastq"), "--emit-moves"]
+    )
+    assert result.exit_code == 2 and "--emit-moves needs a BAM or SAM output" in result.output
+
+
 @pytest.mark.parametrize("readers", [[], ["--readers", "3"]])
 def test_bad_inputs_are_named_and_the_run_goes_on(tmp_path, tiny_model_dir, simulated_inputs, readers) -> None:
     folder, read_ids = simulated_inputs

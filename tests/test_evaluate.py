@@ -403,3 +403,25 @@ def test_real_multi_read_fast5_with_stored_calls() -> None:
     calls = list(stored_calls([shared_data("misc_formats", "multi_fast5_zip.fast5")]))
     assert len(calls) == len({c.read_id for c in calls}) == 10
     assert all(len(c.sequence) == len(c.quality) > 0 for c in calls)
+
+
+def test_calls_are_read_from_sam_and_bam_in_the_reads_own_orientation(tmp_path: Path) -> None:
+    import pysam
+
+    from basecall.evaluate import read_calls
+
+    header = pysam.AlignmentHeader.from_dict({"HD": {"VN": "1.6"}, "SQ": [{"SN": "chr", "LN": 1000}]})
+    for suffix, mode in ((".bam", "wb"), (".sam", "w")):
+        path = tmp_path / f"calls{suffix}"
+        with pysam.AlignmentFile(str(path), mode, header=header) as out:
+            for name, flag, sequence in [("a", 4, "ACGTT"), ("b", 16, "AACCG"), ("b", 256, "AACCG"), ("c", 0, "GGA")]:
+                record = pysam.AlignedSegment(header)
+                record.query_name, record.flag, record.query_sequence = name, flag, sequence
+                if flag != 4:
+                    record.reference_id, record.reference_start, record.cigarstring = 0, 10, f"{len(sequence)}M"
+                out.write(record)
+        # "b" is stored reverse-complemented (flag 16): its call is CGGTT; the secondary copy (256) is skipped
+        assert list(read_calls(path)) == [("a", "ACGTT"), ("b", "CGGTT"), ("c", "GGA")]
+    (tmp_path / "bad.bam").write_text("not a bam")
+    with pytest.raises(InputError, match="bad.bam: cannot read calls"):
+        list(read_calls(tmp_path / "bad.bam"))

@@ -34,6 +34,7 @@ from basecall.readers import _read_id_problem
 from basecall.readers.fast5 import checked
 from basecall.records import Calibration, CalledRead, Failure, Read
 from basecall.writers import write_results
+from basecall.writers.bam import BamWriter
 from basecall.writers.fastq import FastqWriter
 from basecall.writers.resume import recover
 from basecall.writers.summary import CALLED, COLUMNS, FILTERED, SummaryWriter
@@ -470,6 +471,29 @@ def test_fastq_parses_back_to_what_was_written(items: list[CalledRead], model: s
         tags = [word.partition("=") for word in name.split(" ")[1:]]
         assert all(key and sep and value.isascii() and value.isprintable() for key, sep, value in tags), name
         assert len({key for key, _, _ in tags}) == len(tags)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(items=st.lists(called_reads(), max_size=5), model=ANY_TEXT, suffix=st.sampled_from([".bam", ".sam"]))
+def test_bam_and_sam_parse_back_to_what_was_written(items: list[CalledRead], model: str, suffix: str):
+    """Whatever metadata the readers let through, pysam reads back each id, sequence, qualities and the file name tag
+    (printable ASCII, as SAM text fields must be)."""
+    import pysam
+
+    written = [called for called in items if reaches_the_writers(called.read) and called.sequence]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"calls{suffix}"
+        with BamWriter(str(path), model, emit_moves=True) as out:
+            for called in written:
+                out.write(called)
+        with pysam.AlignmentFile(str(path), check_sq=False) as records:
+            parsed = list(records.fetch(until_eof=True))
+    assert [(r.query_name, r.query_sequence, pysam.qualities_to_qualitystring(r.query_qualities)) for r in parsed] == [
+        (c.read.read_id, c.sequence, fastq_qualities(c)) for c in written
+    ]
+    for record, called in zip(parsed, written):
+        assert record.get_tag("fn").isascii() and record.get_tag("fn").isprintable()
+        assert list(record.get_tag("mv")) == [called.stride, *called.moves.tolist()]
 
 
 def passes_the_format_readers(called: CalledRead) -> bool:

@@ -16,6 +16,7 @@ import dnaio
 import h5py
 import numpy as np
 import pod5
+import pysam
 import pytest
 from click.testing import CliRunner
 
@@ -35,9 +36,13 @@ def summary_rows(path: Path) -> list[dict[str, str]]:
 
 
 def fastq_records(path: Path) -> dict[str, str]:
-    """read id → sequence, asserting each id once (parsed by a real FASTQ parser)."""
-    with dnaio.open(path) as records:
-        pairs = [(record.id, record.sequence) for record in records]
+    """read id → sequence, asserting each id once (parsed by a real FASTQ parser, or pysam for SAM/BAM)."""
+    if path.suffix in (".sam", ".bam"):
+        with pysam.AlignmentFile(str(path), check_sq=False) as records:
+            pairs = [(record.query_name, record.query_sequence) for record in records.fetch(until_eof=True)]
+    else:
+        with dnaio.open(path) as records:
+            pairs = [(record.id, record.sequence) for record in records]
     assert len({read_id for read_id, _ in pairs}) == len(pairs), "a read is in the FASTQ twice"
     return dict(pairs)
 
@@ -211,8 +216,11 @@ def uninterrupted(many_reads: list[str], tiny_model_dir: Path, tmp_path_factory:
 
 @pytest.mark.parametrize(
     "suffix, kill_after_bytes",  # bytes on disk when killed; None: after the run has finished
-    [(".fastq", 0), (".fastq", 20_000), (".fastq.gz", 1), (".fastq.gz", 20_000), (".fastq.gz", None)],
-)
+    [
+        (".fastq", 0), (".fastq", 20_000), (".fastq.gz", 1), (".fastq.gz", 20_000), (".fastq.gz", None),
+        (".bam", 0), (".bam", 20_000), (".bam", None), (".sam", 20_000),
+    ],
+)  # fmt: skip
 def test_sigkill_then_resume_gives_the_uninterrupted_read_set(
     tmp_path: Path, many_reads: list[str], tiny_model_dir: Path, uninterrupted: dict, suffix: str,
     kill_after_bytes: int | None,
@@ -232,8 +240,11 @@ def test_sigkill_then_resume_gives_the_uninterrupted_read_set(
     assert sorted((row["read_id"], row["status"]) for row in rows) == uninterrupted["summary"]
 
 
-def test_ctrl_c_exits_130_and_resumes(tmp_path: Path, many_reads: list[str], tiny_model_dir: Path, uninterrupted: dict) -> None:
-    out = tmp_path / "calls.fastq.gz"
+@pytest.mark.parametrize("suffix", [".fastq.gz", ".bam"])
+def test_ctrl_c_exits_130_and_resumes(
+    tmp_path: Path, many_reads: list[str], tiny_model_dir: Path, uninterrupted: dict, suffix: str
+) -> None:
+    out = tmp_path / f"calls{suffix}"
     process = run_basecaller(tiny_model_dir, many_reads, out, "--batch-size", "1")  # slower: Ctrl-C lands mid-run
     wait_for_records(out, process, 0)  # the output is opened once the model is loaded
     time.sleep(0.5)

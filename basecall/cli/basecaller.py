@@ -1,4 +1,4 @@
-"""`basecall basecaller`: pod5 / fast5 files and folders → FASTQ + per-read summary."""
+"""`basecall basecaller`: pod5 / fast5 files and folders → FASTQ (or unaligned SAM/BAM) + per-read summary."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import click
 from basecall.cli import configure_logging, logging_options
 from basecall.errors import ExitCode, InputError
 from basecall.records import Failure, Read
+from basecall.writers.bam import is_sam_or_bam
 
 log = logging.getLogger("basecall.cli")
 
@@ -23,7 +24,7 @@ log = logging.getLogger("basecall.cli")
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-m", "--model", "model_name", metavar="NAME|DIR", help="Shipped model name or model directory. [default: the shipped model for the reads' chemistry and sample rate]")
-@click.option("-o", "--output", default="-", show_default=True, help="FASTQ path ('.gz' compresses) or - for stdout.")
+@click.option("-o", "--output", default="-", show_default=True, help="FASTQ path ('.gz' compresses), unaligned BAM or SAM path (.bam, .sam), or - for FASTQ on stdout.")
 @click.option("--summary", "summary_path", metavar="PATH", help="Per-read summary TSV. [default: OUTPUT's name with .summary.tsv; none for stdout]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, or cuda:all (every visible GPU).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Chunks per forward pass. [default: from the model on a GPU; on CPU 8, or 64 with beam search]")
@@ -32,6 +33,7 @@ log = logging.getLogger("basecall.cli")
 @click.option("--precision", type=click.Choice(["auto", "fp32"]), default="auto", show_default=True, help="Forward pass: auto = fp16 on a GPU, bf16 on a CPU with native bf16 (AVX512-BF16/AMX) for LSTM models, else fp32.")
 @click.option("--chunksize", type=click.IntRange(min=1), help="Chunk length in samples. [default: from the model]")
 @click.option("--overlap", type=click.IntRange(min=0), help="Chunk overlap in samples. [default: from the model]")
+@click.option("--emit-moves", is_flag=True, help="BAM/SAM output: add each read's move table (mv:B:c tag: the model stride, then 1 where a base starts at each model timestep).")
 @click.option("--read-ids", type=click.Path(exists=True, dir_okay=False), help="Only these reads (one id per line).")
 @click.option("--min-qscore", type=click.FloatRange(min=0), help="Filter reads with a lower mean qscore. [default: from the model]")
 @click.option("--beam-width", type=click.IntRange(min=0), default=0, show_default=True, help="CTC beam width; 0 or 1 = greedy.")
@@ -56,6 +58,7 @@ def basecaller(
     batch_size: int | None,
     chunksize: int | None,
     overlap: int | None,
+    emit_moves: bool,
     read_ids: str | None,
     min_qscore: float | None,
     beam_width: int,
@@ -71,7 +74,7 @@ def basecaller(
     verbose: bool,
     debug: bool,
 ) -> None:
-    """Basecall INPUT files and folders (.pod5, .fast5, .blow5, .slow5) into FASTQ.
+    """Basecall INPUT files and folders (.pod5, .fast5, .blow5, .slow5) into FASTQ, or unaligned BAM/SAM.
 
     Every read gets a row in the summary: called, filtered (with the reason) or failed (with the reason); other
     files found in folders get a `skipped` row. Output files only ever hold whole records: after a crash, a kill or
@@ -80,6 +83,8 @@ def basecaller(
     Exit status: 0 when every read was called or filtered, 3 when any file or read failed (each is named on
     stderr and has a row in the summary), 1 when the run could not start, 2 for a bad command line, 130 on Ctrl-C.
     """
+    if emit_moves and not is_sam_or_bam(output):
+        raise click.UsageError("--emit-moves needs a BAM or SAM output (-o calls.bam)")
     if save_ctc is not None and reference is None:
         raise click.UsageError("--save-ctc needs --reference FASTA (the genome the reads come from)")
     if reference is not None and save_ctc is None:
@@ -92,7 +97,7 @@ def basecaller(
     from basecall.model import forward_dtype, load_model, resolve_devices, select_model, shipped_models
     from basecall.pipeline import basecall_reads
     from basecall.readers import open_reads
-    from basecall.writers import FastqWriter, SummaryWriter, write_results
+    from basecall.writers import SummaryWriter, open_output, write_results
 
     torch_device, *more_devices = resolve_devices(device, threads)
     if batch_size is None and torch_device.type == "cpu":
@@ -148,12 +153,13 @@ def basecaller(
     append = resume and Path(output).exists()
     summary_writer = SummaryWriter(summary_path, append and Path(summary_path).exists()) if summary_path else nullcontext()
     try:
-        with FastqWriter(output, loaded.name, append) as fastq, summary_writer as summary, progress, _log_above(progress):
+        writer = open_output(output, loaded.name, append, emit_moves)
+        with writer, summary_writer as summary, progress, _log_above(progress):
             decode = make_decoder(beam_width, beam_cut, settings.qscale, settings.qbias)
             results = basecall_reads(
                 loaded.model, reads, settings, torch_device, decode, more_devices, precision, chunk_threads=readers
             )
-            tally = write_results(results, fastq, summary, settings.min_qscore, on_result, strict)
+            tally = write_results(results, writer, summary, settings.min_qscore, on_result, strict)
     except KeyboardInterrupt:
         if output != "-":
             log.warning("stopped: %s holds every read finished so far; run the same command with --resume to go on", output)
@@ -204,8 +210,8 @@ def _load_read_ids(path: str) -> set[str]:
 
 
 def _default_summary(output: str) -> str | None:
-    """calls.fastq[.gz] → calls.summary.tsv; None for outputs not named like FASTQ (e.g. /dev/null)."""
-    for suffix in (".fastq", ".fq", ".fastq.gz", ".fq.gz"):
+    """calls.fastq[.gz] or calls.bam → calls.summary.tsv; None for outputs not named like FASTQ/SAM/BAM (/dev/null)."""
+    for suffix in (".fastq", ".fq", ".fastq.gz", ".fq.gz", ".bam", ".sam"):
         if output.endswith(suffix):
             return output[: -len(suffix)] + ".summary.tsv"
     return None

@@ -54,7 +54,8 @@ def evaluate(
 ) -> None:
     """Align basecalls to a reference and report read identity and error rates.
 
-    CALLS is FASTQ or FASTA, gzip or not; read ids are the first word of each header. Each read's primary minimap2
+    CALLS is FASTQ or FASTA, gzip or not (read ids are the first word of each header), or SAM/BAM (e.g. `basecall
+    basecaller -o calls.bam`; secondary and supplementary records are skipped). Each read's primary minimap2
     alignment gives identity = matches / (matches + mismatches + insertions + deletions); unmapped reads are kept
     (identity 0 in the "unmapped = 0" rows). Prints a summary table (and, with two call sets, a second one for the
     reads both sets called) on stdout.

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from basecall.errors import ReadsFailed
 from basecall.records import CalledRead, Failure
+from basecall.writers.bam import BamWriter, is_sam_or_bam
 from basecall.writers.fastq import FastqWriter
 from basecall.writers.summary import CALLED, FAILED, FILTERED, SKIPPED, SummaryWriter
 
@@ -24,8 +25,15 @@ class Tally:
     failures: list[str] = field(default_factory=list)
 
 
+def open_output(path: str, model_name: str, append: bool = False, emit_moves: bool = False) -> FastqWriter | BamWriter:
+    """The writer for `path`: unaligned SAM/BAM for .sam/.bam (with the move table if `emit_moves`), else FASTQ."""
+    if is_sam_or_bam(path):
+        return BamWriter(path, model_name, append, emit_moves)
+    return FastqWriter(path, model_name, append)
+
+
 def filter_reason(called: CalledRead, min_qscore: float) -> str | None:
-    """Why a called read is left out of the FASTQ, or None to keep it."""
+    """Why a called read is left out of the output, or None to keep it."""
     if not called.sequence:
         return "no bases called"
     if called.mean_qscore < min_qscore:
@@ -35,13 +43,13 @@ def filter_reason(called: CalledRead, min_qscore: float) -> str | None:
 
 def write_results(
     results: Iterable[CalledRead | Failure],
-    fastq: FastqWriter,
+    output: FastqWriter | BamWriter,
     summary: SummaryWriter | None,
     min_qscore: float = 0.0,
     on_result: Callable[[CalledRead | Failure], None] | None = None,
     strict: bool = False,
 ) -> Tally:
-    """Write each result to the FASTQ (if called and kept) and the summary; log each failure as one line.
+    """Write each result to the output (if called and kept) and the summary; log each failure as one line.
 
     With `strict`, the first failure stops the run (after its summary row) with ReadsFailed.
     """
@@ -64,7 +72,7 @@ def write_results(
             tally.n_samples += item.n_samples
             reason = filter_reason(item, min_qscore)
             if reason is None:
-                fastq.write(item)
+                output.write(item)
                 tally.called += 1
             else:
                 tally.filtered += 1

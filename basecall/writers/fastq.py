@@ -19,13 +19,13 @@ def fastq_record(called: CalledRead, model_name: str) -> str:
         "mean_qscore": f"{called.mean_qscore:.2f}",
         "samples": called.n_samples,
     }
-    words = {key: _word(value) for key, value in tags.items() if value is not None}
+    words = {key: printable_word(value) for key, value in tags.items() if value is not None}
     header = " ".join([read.read_id] + [f"{key}={word}" for key, word in words.items() if word])
     qualities = (called.qualities + 33).tobytes().decode("ascii")
     return f"@{header}\n{called.sequence}\n+\n{qualities}\n"
 
 
-def _word(value: object) -> str:
+def printable_word(value: object) -> str:
     """A tag value as one word of printable ASCII (what FASTQ parsers accept): whitespace runs become '_', other
     characters are backslash-escaped. Metadata from files can hold anything (found by fuzzing: see fuzz/README.md)."""
     text = "_".join(str(value).split())

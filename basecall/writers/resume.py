@@ -1,6 +1,7 @@
-"""`--resume`: keep the complete, consistent part of a stopped run's FASTQ and summary, and say which reads are done.
+"""`--resume`: keep the complete, consistent part of a stopped run's output (FASTQ, SAM or BAM) and summary, and say
+which reads are done.
 
-A read is done when the summary says it was filtered, or says it was called and its FASTQ record is there. Everything
+A read is done when the summary says it was filtered, or says it was called and its output record is there. Everything
 else (a record cut short by a kill, a summary row whose record never reached the disk or the reverse, failed and
 skipped rows) is dropped and done again, so the resumed run ends with exactly the read set of an uninterrupted one.
 Both files are rewritten under a temporary name and renamed (`atomic_path`), so a kill during recovery is harmless.
@@ -9,6 +10,7 @@ Both files are rewritten under a temporary name and renamed (`atomic_path`), so 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import zlib
@@ -18,21 +20,22 @@ import dnaio
 
 from basecall.atomic import atomic_path
 from basecall.errors import InputError
+from basecall.writers.bam import is_sam_or_bam
 from basecall.writers.output import RecordFile
 from basecall.writers.summary import CALLED, COLUMNS, FILTERED, HEADER
 
 log = logging.getLogger(__name__)
 
 
-def recover(fastq_path: str, summary_path: str | None) -> set[str]:
+def recover(output_path: str, summary_path: str | None) -> set[str]:
     """Trim both outputs to the reads that are done, and return those read ids."""
-    fastq, summary = Path(fastq_path), Path(summary_path) if summary_path else None
-    if not fastq.exists():
+    output, summary = Path(output_path), Path(summary_path) if summary_path else None
+    if not output.exists():
         if summary is not None:
             summary.unlink(missing_ok=True)
         return set()
     statuses = _summary_statuses(summary) if summary is not None else None
-    done = _keep_fastq(fastq, statuses)
+    done = _keep_bam(output, statuses) if is_sam_or_bam(output.name) else _keep_fastq(output, statuses)
     if statuses is not None:
         done |= {read_id for read_id, status in statuses.items() if status == FILTERED}
         _keep_summary(summary, done)
@@ -74,6 +77,48 @@ def _keep_fastq(fastq: Path, statuses: dict[str, str] | None) -> set[str]:
                     out.write(f"@{record.name}\n{record.sequence}\n+\n{record.qualities}\n")
     log.info("resume: %s holds %d complete records", fastq, len(kept))
     return kept
+
+
+def _keep_bam(path: Path, statuses: dict[str, str] | None) -> set[str]:
+    """Rewrite the SAM/BAM at `path` with its whole records (those the summary calls called, when there is one)."""
+    import pysam
+
+    kept: set[str] = set()
+    if path.name.endswith(".sam"):  # a line cut by a kill can still parse (cut inside its tags): drop it first
+        _drop_last_partial_line(path)
+    try:
+        records = pysam.AlignmentFile(str(path), check_sq=False)
+    except (OSError, ValueError):  # killed before its header was whole: nothing to keep
+        log.warning("resume: %s has no readable header; its reads are done again", path)
+        path.unlink()
+        return kept
+    mode = "wb" if path.name.endswith(".bam") else "w"
+    with atomic_path(path) as rewritten, records, pysam.AlignmentFile(str(rewritten), mode, template=records) as out:
+        try:
+            for record in records.fetch(until_eof=True):  # unaligned: no index, no references
+                read_id = record.query_name
+                if read_id not in kept and (statuses is None or statuses.get(read_id) == CALLED):
+                    kept.add(read_id)
+                    out.write(record)
+        except (OSError, ValueError):
+            pass  # the last block or line was cut short by a kill: keep what came before
+    log.info("resume: %s holds %d complete records", path, len(kept))
+    return kept
+
+
+def _drop_last_partial_line(path: Path, block_size: int = 1 << 16) -> None:
+    """Truncate `path` after its last newline (reading back from the end, one block at a time)."""
+    with path.open("rb+") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - block_size)
+            handle.seek(start)
+            newline = handle.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                handle.truncate(start + newline + 1)
+                return
+            end = start
+        handle.truncate(0)
 
 
 def _readable_part(path: Path, plain: Path) -> None:

@@ -106,7 +106,9 @@ def train(
                 initial_weights=initial_weights, resume=resume, validate=read_identity(config, torch_device),
                 on_step=on_step,
             )  # fmt: skip
-    if main:
+    if main and not metrics:
+        click.echo(f"basecall: {out_dir} already holds all {train_config.epochs} epochs: nothing to train", err=True)
+    elif main:
         click.echo(
             f"basecall: trained {metrics.get('epoch')} epochs; last validation: "
             + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith("valid")),

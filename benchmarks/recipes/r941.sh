@@ -8,7 +8,8 @@
 #
 #   bash benchmarks/recipes/r941.sh CONFIG.toml OUT_DIR [SHARED_DATA] [train options...]
 # Extra train options go to both stages, e.g. `--device cuda` or `--seed N`. SIM_READS=N simulates another number of
-# reads; STAGE1_EPOCHS=N and STAGE2_EPOCHS=N change the schedule (the defaults are the shipped model's).
+# reads; STAGE1_EPOCHS=N and STAGE2_EPOCHS=N change the schedule (the defaults are the shipped model's). Run the same
+# command again after a stop (Ctrl-C, a crash, the end of a session): each stage goes on from its last whole epoch.
 set -euo pipefail
 CONFIG=${1:?usage: r941.sh CONFIG.toml OUT_DIR [SHARED_DATA] [train options...]}
 OUT=${2:?usage: r941.sh CONFIG.toml OUT_DIR [SHARED_DATA] [train options...]}
@@ -18,8 +19,9 @@ REAL=("$DATA/r941_lambda_marcpaga/fast5" "$DATA/r941_taiyaki/mapped_signal_file"
 mkdir -p "$OUT"
 [ -f "$OUT/sim/labels.hdf5" ] || basecall simulate --pore-model "$DATA/pore_models/kmer_models/template_median68pA.model" \
     --random-genome-length 3000000 -n "${SIM_READS:-400}" --mean-read-length 4000 --seed 21 -o "$OUT/sim" -q
-basecall train "$OUT/sim/labels.hdf5" "${REAL[@]}" --config "$CONFIG" -o "$OUT/stage1" \
+resume() { [ -f "$1/checkpoint.pt" ] && echo --resume; }  # a stopped run goes on where it stopped
+basecall train "$OUT/sim/labels.hdf5" "${REAL[@]}" --config "$CONFIG" -o "$OUT/stage1" $(resume "$OUT/stage1") \
     --epochs "${STAGE1_EPOCHS:-16}" --batch-size 32 --lr 2e-3 --warmup-steps 300 --seed 1 "$@"
-basecall train "${REAL[@]}" --model "$OUT/stage1" -o "$OUT/stage2" \
+basecall train "${REAL[@]}" --model "$OUT/stage1" -o "$OUT/stage2" $(resume "$OUT/stage2") \
     --epochs "${STAGE2_EPOCHS:-40}" --batch-size 32 --lr 3e-4 --warmup-steps 100 --seed 5 "$@"
 echo "model: $OUT/stage2"

@@ -146,6 +146,9 @@ def test_train_cli_trains_resumes_and_writes_a_usable_model(tmp_path) -> None:
     log = list(csv.DictReader((out / "training.csv").open()))
     assert [row["epoch"] for row in log] == ["1", "2", "3"]
     assert int(log[2]["step"]) > int(log[1]["step"])
+    finished = CliRunner().invoke(cli, ["train", *common, "--epochs", "3", "--valid-fraction", "0.25", "--resume"])
+    assert finished.exit_code == 0 and "already holds all 3 epochs: nothing to train" in finished.output
+    assert len(list(csv.DictReader((out / "training.csv").open()))) == 3
     calls = tmp_path / "calls.fastq"
     result = CliRunner().invoke(cli, ["basecaller", "-m", str(out), str(sim), "-o", str(calls), "-q"])
     assert result.exit_code == 0, result.output

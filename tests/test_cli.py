@@ -157,8 +157,9 @@ def test_bam_and_sam_outputs_hold_the_fastq_records_and_the_move_table(
 
     folder, read_ids = simulated_inputs
     fastq, out = tmp_path / "calls.fastq", tmp_path / f"calls{suffix}"
-    assert CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(fastq), "-q"]).exit_code == 0
-    result = CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(folder), "-o", str(out), "--emit-moves"])
+    common = ["basecaller", "-m", str(tiny_model_dir), str(folder)]
+    assert CliRunner().invoke(cli, [*common, "-o", str(fastq), "-q"]).exit_code == 0
+    result = CliRunner().invoke(cli, [*common, "-o", str(out), "--emit-moves"])
     assert result.exit_code == 0, result.output
     expected = {r.id: r for r in read_fastq(fastq)}
     with pysam.AlignmentFile(str(out), check_sq=False) as records:

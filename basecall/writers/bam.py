@@ -39,7 +39,8 @@ def header(model_name: str) -> pysam.AlignmentHeader:
     import pysam  # here, not at the top: the CLI checks suffixes before loading anything heavy
 
     command = " ".join(printable_word(word) for word in ["basecall", *sys.argv[1:]])  # no tab may reach the header
-    program = {"ID": "basecall", "PN": "basecall", "VN": __version__, "CL": command, "DS": f"model={printable_word(model_name)}"}
+    program = {"ID": "basecall", "PN": "basecall", "VN": __version__, "CL": command}
+    program["DS"] = f"model={printable_word(model_name)}"
     return pysam.AlignmentHeader.from_dict({"HD": {"VN": "1.6", "SO": "unknown"}, "PG": [program]})
 
 

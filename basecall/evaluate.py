@@ -311,8 +311,10 @@ def read_calls(path: str | Path) -> Iterator[tuple[str, str]]:
     or of an unaligned SAM/BAM file (its primary records)."""
     import dnaio
 
+    from basecall.writers.bam import is_sam_or_bam
+
     try:
-        if str(path).endswith((".sam", ".bam")):
+        if is_sam_or_bam(str(path)):
             import pysam
 
             with pysam.AlignmentFile(str(path), check_sq=False) as records:

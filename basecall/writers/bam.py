@@ -35,6 +35,11 @@ def is_sam_or_bam(path: str) -> bool:
     return path.endswith(SUFFIXES)
 
 
+def write_mode(path: str) -> str:
+    """pysam's mode for writing `path`: compressed BAM, or SAM text."""
+    return "wb" if path.endswith(".bam") else "w"
+
+
 def header(model_name: str) -> pysam.AlignmentHeader:
     import pysam  # here, not at the top: the CLI checks suffixes before loading anything heavy
 
@@ -80,9 +85,8 @@ class BamWriter:
         earlier = Path(path).with_name(f".{Path(path).name}.earlier-{os.getpid()}")
         if append and Path(path).exists():
             os.replace(path, earlier)
-        mode = "wb" if path.endswith(".bam") else "w"
         try:
-            self._out = pysam.AlignmentFile(path, mode, header=self._header)
+            self._out = pysam.AlignmentFile(path, write_mode(path), header=self._header)
         except OSError as e:
             raise InputError(f"{path}: cannot write: {e.strerror or e}") from e
         if earlier.exists():

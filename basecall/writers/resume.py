@@ -20,7 +20,7 @@ import dnaio
 
 from basecall.atomic import atomic_path
 from basecall.errors import InputError
-from basecall.writers.bam import is_sam_or_bam
+from basecall.writers.bam import is_sam_or_bam, write_mode
 from basecall.writers.output import RecordFile
 from basecall.writers.summary import CALLED, COLUMNS, FILTERED, HEADER
 
@@ -92,7 +92,7 @@ def _keep_bam(path: Path, statuses: dict[str, str] | None) -> set[str]:
         log.warning("resume: %s has no readable header; its reads are done again", path)
         path.unlink()
         return kept
-    mode = "wb" if path.name.endswith(".bam") else "w"
+    mode = write_mode(path.name)
     with atomic_path(path) as rewritten, records, pysam.AlignmentFile(str(rewritten), mode, template=records) as out:
         try:
             for record in records.fetch(until_eof=True):  # unaligned: no index, no references

@@ -43,33 +43,38 @@ def run_workflow(tmp_path: Path, **config) -> subprocess.CompletedProcess:
 
 
 def fastq_records(path: Path) -> list[tuple[str, str, str]]:
+    """(read id, sequence, qualities) of each FASTQ (or BAM) record."""
     with dnaio.open(path) as records:
-        return [(record.name, record.sequence, record.qualities) for record in records]
+        return [(record.name.split()[0], record.sequence, record.qualities) for record in records]
 
 
 @pytest.mark.shared_data
-def test_sharded_calls_merge_into_one_runs_calls(reads: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
-    out = tmp_path / "out"
-    result = run_workflow(tmp_path, inputs=[str(reads)], model=str(tiny_model_dir), shards=3, outdir=str(out))
+@pytest.mark.parametrize("calls_format", ["fastq", "bam"])
+def test_sharded_calls_merge_into_one_runs_calls(
+    reads: Path, tmp_path: Path, tiny_model_dir: Path, calls_format: str
+) -> None:
+    out, suffix = tmp_path / "out", ".bam" if calls_format == "bam" else ".fastq.gz"
+    config = {"inputs": [str(reads)], "model": str(tiny_model_dir), "shards": 3, "outdir": str(out)}
+    result = run_workflow(tmp_path, **config, format=calls_format)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list((out / "shards").glob("*.fastq.gz"))) == 3
+    assert len(list((out / "shards").glob(f"*{suffix}"))) == 3
 
-    single = tmp_path / "single.fastq"
+    single = tmp_path / f"single{suffix}"
     command = [BIN / "basecall", "basecaller", "--model", tiny_model_dir, reads, "-o", single, "-q"]
     assert subprocess.run(command, check=False, env=ENV, capture_output=True).returncode == 3  # broken.pod5 failed
 
-    merged = fastq_records(out / "calls.fastq.gz")  # three gzip members, one after another
+    merged = fastq_records(out / f"calls{suffix}")  # three gzip members (or BAM shards), one after another
     assert merged and merged == fastq_records(single)  # same reads, sequences, qualities and order
 
     summary = (out / "calls.summary.tsv").read_text()
-    assert summary == single.with_suffix(".summary.tsv").read_text()
+    assert summary == (tmp_path / "single.summary.tsv").read_text()
     header, *rows = [line.split("\t") for line in summary.splitlines()]
     read_id, status = header.index("read_id"), header.index("status")
     assert header[0] == "filename" and all(row[0] != "filename" for row in rows)  # one header
     assert [Path(row[0]).name for row in rows if row[status] == "failed"] == ["broken.pod5"]  # its shard exited 3
     reads_rows = [row[read_id] for row in rows if row[status] != "failed"]
     assert len(reads_rows) == len(set(reads_rows))  # one row per read
-    assert [row[read_id] for row in rows if row[status] == "called"] == [name.split()[0] for name, _, _ in merged]
+    assert [row[read_id] for row in rows if row[status] == "called"] == [name for name, _, _ in merged]
 
 
 @pytest.mark.shared_data

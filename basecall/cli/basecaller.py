@@ -16,6 +16,7 @@ import click
 from basecall.cli import configure_logging, logging_options
 from basecall.errors import ExitCode, InputError
 from basecall.records import Failure, Read
+from basecall.writers.bam import SUFFIXES as SAM_BAM_SUFFIXES
 from basecall.writers.bam import is_sam_or_bam
 
 log = logging.getLogger("basecall.cli")
@@ -211,7 +212,7 @@ def _load_read_ids(path: str) -> set[str]:
 
 def _default_summary(output: str) -> str | None:
     """calls.fastq[.gz] or calls.bam → calls.summary.tsv; None for outputs not named like FASTQ/SAM/BAM (/dev/null)."""
-    for suffix in (".fastq", ".fq", ".fastq.gz", ".fq.gz", ".bam", ".sam"):
+    for suffix in (".fastq", ".fq", ".fastq.gz", ".fq.gz", *SAM_BAM_SUFFIXES):
         if output.endswith(suffix):
             return output[: -len(suffix)] + ".summary.tsv"
     return None

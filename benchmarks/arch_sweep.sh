@@ -2,12 +2,12 @@
 # Architecture sweep: run the R9.4.1 recipe (benchmarks/recipes/r941.sh) for every candidate config in
 # benchmarks/recipes/sweep/, all at once (meant for one GPU; on a 2-core CPU run one candidate at a time instead),
 # each stopped after LIMIT_S seconds. Leaves each candidate's models and training logs in OUT/NAME, one
-# OUT/sweep.csv row per finished stage (last epoch's training samples/s and validation accuracy), and
-# OUT/stage1.tar and OUT/stage2.tar (each candidate's config.toml, weights.safetensors and training.csv of that stage)
-# and OUT/logs.tar to evaluate elsewhere with benchmarks/accuracy.py and benchmarks/throughput.py.
+# OUT/sweep.csv row per finished stage (last epoch's training samples/s and validation accuracy), OUT/stage1.tar,
+# OUT/stage1b.tar and OUT/stage2.tar (each candidate's config.toml, weights.safetensors and training.csv of that
+# stage) and OUT/logs.tar to evaluate elsewhere with benchmarks/accuracy.py and benchmarks/throughput.py.
 #   bash benchmarks/arch_sweep.sh OUT_DIR [SHARED_DATA] [LIMIT_S] [train options...]
 # CONFIGS="a.toml b.toml" runs only those candidates; SEEDS="1 2 3" runs each candidate once per seed (`--seed S` for
-# both stages, in OUT/NAME-seedS), to measure the spread between runs.
+# every stage, in OUT/NAME-seedS), to measure the spread between runs.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:?usage: arch_sweep.sh OUT_DIR [SHARED_DATA] [LIMIT_S] [train options...]}
@@ -47,7 +47,7 @@ for row in rows:
     print("  ".join(f"{k}={v}" for k, v in row.items()))
 PY
 cd "$OUT" || exit
-for stage in stage1 stage2; do
+for stage in stage1 stage1b stage2; do
     tar cf "$stage.tar" */"$stage"/config.toml */"$stage"/weights.safetensors */"$stage"/training.csv 2>/dev/null
 done
 tar cf logs.tar ./*.log exits.txt

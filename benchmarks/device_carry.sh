@@ -21,10 +21,11 @@ done
 MAPPY=$(find ~/.cache/pip/wheels -name "mappy-$(version mappy)-cp312-*.whl" 2>/dev/null | head -n 1)
 if [ -n "$MAPPY" ]; then
     cp "$MAPPY" "$WHEELS/"
-elif command -v python3.12 >/dev/null; then
+elif python3.12 -c '' 2>/dev/null; then  # (a pyenv shim exists but fails unless PYENV_VERSION names a 3.12)
     python3.12 -m pip wheel -q --no-deps -w "$WHEELS" "mappy==$(version mappy)"
 else
-    echo "device_carry.sh: no cp312 mappy wheel in pip's cache and no python3.12 to build one" >&2
+    echo "device_carry.sh: no cp312 mappy wheel in pip's cache and no working python3.12 to build one" \
+        "(with pyenv: PYENV_VERSION=3.12.N bash benchmarks/device_carry.sh)" >&2
     exit 1
 fi
 for path in r941_lambda_marcpaga r941_sarscov2_slorado r941_taiyaki/mapped_signal_file \

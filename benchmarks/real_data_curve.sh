@@ -29,7 +29,7 @@ resume() { [ -f "$1/checkpoint.pt" ] && echo --resume; }  # a finished run says 
 
 # Subsets of the lambda reads (fixed shuffle), as folders of links; epochs for ≈ UPDATES updates of 32 chunks.
 python - "$DATA" "$OUT" "${UPDATES:-340}" <<'EOF'
-import csv, math, random, sys
+import csv, random, sys
 from pathlib import Path
 data, out, updates = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 truth = data / "derived" / "r941_lambda_marcpaga.tombo_truth.tsv"

@@ -17,8 +17,6 @@
 # is a convenience, not a requirement; PyPI's own torch==2.13.0 for Linux x86_64 is also a CUDA 13.0 build
 # (TORCH_INDEX_URL=https://pypi.org/simple).
 #
-# WITH_COMPILER=1 (--build-arg) adds g++ to the runtime stage for torch.compile on the CPU (beam search).
-#
 # Both stages use the same BASE_IMAGE, so the venv's python3 is the one it was built with. The base must be
 # Debian/Ubuntu-like (apt-get) with a Python >= 3.11 as python3: Debian bookworm (3.11) or trixie (3.13),
 # Ubuntu 24.04 (3.12). Build-only pip settings (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS, PIP_CERT,
@@ -74,15 +72,11 @@ FROM ${BASE_IMAGE} AS runtime
 
 ARG DEBIAN_FRONTEND=noninteractive
 # Only the interpreter: every compiled dependency (torch, numpy, h5py, pod5, ...) carries its own libraries;
-# mappy's zlib is part of every Debian/Ubuntu base. WITH_COMPILER=1 adds g++, the Python headers and openssl
-# (inductor checksums its precompiled header with it), which torch.compile needs on the CPU: `--beam-width N`
-# compiles its step there by default and, without them, says so once on stderr and runs eager (slower).
-ARG WITH_COMPILER=0
+# mappy's zlib is part of every Debian/Ubuntu base. No C compiler: the CPU beam search's alignment is compiled
+# by numba (its own LLVM, from llvmlite's wheel).
 # hadolint ignore=DL3008
-RUN set -- python3 zlib1g \
-    && if [ "${WITH_COMPILER}" = 1 ]; then set -- "$@" g++ python3-dev openssl; fi \
-    && apt-get update \
-    && apt-get install -y --no-install-recommends "$@" \
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 zlib1g \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 basecall \
     && useradd --uid 10001 --gid basecall --create-home --home-dir /home/basecall \

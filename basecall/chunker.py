@@ -1,8 +1,12 @@
 """Cut a read into overlapping fixed-size chunks, and batch chunks across reads (pure numpy).
 
 Every chunk starts on a multiple of the model stride and has exactly `chunksize` samples; the last chunk is placed
-to end at the read's end rounded up to the stride (padding at most stride - 1 zeros), a read shorter than a chunk is
-zero-padded. This keeps every chunk on the same timestep grid, which makes stitching exact (see `basecall.stitcher`).
+to end at the read's end rounded up to the stride (padding at most stride - 1 samples), a read shorter than a chunk is
+padded to a whole chunk. This keeps every chunk on the same timestep grid, which makes stitching exact (see
+`basecall.stitcher`). Padding mirrors the signal's end (numpy's "symmetric"), so the network reads signal-like input
+where it has no signal: with zeros, a recurrent layer running backward in time starts a short read in a state it
+never saw in training (DeepNano-blitz rnn48, SARS-CoV-2 reads of ≈ 4,700 samples in chunks of 6,000: median
+identity 0.834 with zeros, 0.860 mirrored; 0.862 either way in chunks of 3,000, where few reads need padding).
 """
 
 from __future__ import annotations
@@ -24,13 +28,16 @@ def chunk_starts(n_samples: int, chunksize: int, overlap: int, stride: int) -> n
     return np.append(np.arange(0, last, chunksize - overlap, dtype=np.int64), last)
 
 
+def pad_signal(signal: np.ndarray, n_samples: int) -> np.ndarray:
+    """(n,) float32 → (max(n, n_samples),) float32: the signal, then its end mirrored (repeatedly if need be)."""
+    return np.pad(signal, (0, max(0, n_samples - signal.shape[0])), mode="symmetric").astype(np.float32, copy=False)
+
+
 def pad_for_chunks(signal: np.ndarray, chunksize: int, overlap: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n_samples,) float32 → the signal zero-padded to cover every chunk (≥ starts[-1] + chunksize,) float32, and
+    """(n_samples,) float32 → the signal padded to cover every chunk (≥ starts[-1] + chunksize,) float32, and
     the chunk starts (n_chunks,). Chunk i is ``padded[starts[i] : starts[i] + chunksize]``."""
     starts = chunk_starts(signal.shape[0], chunksize, overlap, stride)
-    padded = np.zeros(max(int(starts[-1]) + chunksize, signal.shape[0]), np.float32)
-    padded[: signal.shape[0]] = signal
-    return padded, starts
+    return pad_signal(signal, int(starts[-1]) + chunksize), starts
 
 
 def batch_chunks(

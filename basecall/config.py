@@ -20,6 +20,8 @@ from basecall.errors import ConfigError
 CONFIG_VERSION = 1
 ALPHABET = "NACGT"  # CTC classes: blank (N) then bases
 RNN_TYPES = ("lstm", "gru")
+STEMS = ("strided", "pooled")
+RNN_LAYOUTS = ("bidirectional", "alternating")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,13 @@ class ModelConfig:
     rnn_layers: int = 3  # bidirectional recurrent layers
     rnn_size: int = 100  # hidden units per direction
     rnn_type: str = "lstm"  # "lstm" or "gru" (3 gates instead of 4: about 3/4 of the recurrent cost)
+    # The rest holds networks shaped like DeepNano-blitz (imported with `basecall models import`); defaults = Chiron-like.
+    signal_clip: float = 0.0  # clip the normalised signal to ±signal_clip first; 0 = no clipping
+    signal_squared: bool = False  # feed (signal, signal²) as two input channels instead of the signal alone
+    stem: str = "strided"  # "strided": conv with stride + batch norm + ReLU (none at stride 1);
+    #                         "pooled": conv (stride 1, bias) → max-pool by `stride` → tanh
+    rnn_layout: str = "bidirectional"  # "bidirectional": each layer both directions, outputs concatenated;
+    #                                     "alternating": one direction per layer, forward first, each reading the last
 
     def check(self) -> None:
         for name in ("stride", "stride_kernel", "cnn_channels", "rnn_layers", "rnn_size"):
@@ -40,6 +49,13 @@ class ModelConfig:
         _require(self.residual_blocks >= 0, "model.residual_blocks must be >= 0")
         _require(self.stride_kernel % 2 == 1, "model.stride_kernel must be odd")
         _require(self.rnn_type in RNN_TYPES, f"model.rnn_type must be one of {', '.join(RNN_TYPES)}")
+        _require(self.signal_clip >= 0, "model.signal_clip must be >= 0 (0: no clipping)")
+        _require(self.stem in STEMS, f"model.stem must be one of {', '.join(STEMS)}")
+        _require(self.rnn_layout in RNN_LAYOUTS, f"model.rnn_layout must be one of {', '.join(RNN_LAYOUTS)}")
+
+    @property
+    def in_channels(self) -> int:
+        return 2 if self.signal_squared else 1
 
 
 @dataclass(frozen=True)
@@ -53,8 +69,10 @@ class BasecallerConfig:
 
     chunksize: int = 4000
     overlap: int = 500
-    batch_size: int = 32  # chunks per forward pass on a GPU (on CPU the CLI uses decoder.cpu_batch_size)
+    batch_size: int = 32  # chunks per forward pass on a GPU
+    cpu_batch_size: int = 8  # chunks per forward pass on a CPU, where each core runs a single-threaded model copy
     min_qscore: float = 0.0  # reads with a lower mean qscore are filtered
+    beam_width: int = 0  # CTC beam search width; 0 or 1 = greedy (a model's card says what beam search gains)
     qscale: float = 1.0  # per-base Phred written = qscale * decoder Phred + qbias (fitted by `evaluate --qscores`)
     qbias: float = 0.0
 
@@ -70,16 +88,35 @@ class BasecallerConfig:
             f"basecaller.overlap ({self.overlap}) must be at least two model timesteps ({2 * stride} samples) "
             f"and less than chunksize ({self.chunksize})",
         )
-        _require(self.batch_size >= 1, "basecaller.batch_size must be >= 1")
+        _require(self.batch_size >= 1 and self.cpu_batch_size >= 1, "basecaller.batch_size and cpu_batch_size must be >= 1")
         _require(self.qscale > 0, "basecaller.qscale must be > 0")
         _require(self.min_qscore >= 0, "basecaller.min_qscore must be >= 0")
+        _require(self.beam_width >= 0, "basecaller.beam_width must be >= 0")
 
 
 @dataclass(frozen=True)
 class InfoConfig:
+    """What a model is for and how well it does, as measured for its model card (0 = not measured)."""
+
     chemistry: str = "r9.4.1"
     sample_rate_hz: int = 4000
     description: str = ""
+    # measured with the model's own run settings (its beam_width): benchmarks/accuracy.py and benchmarks/throughput.py
+    identity_sarscov2: float = 0.0  # median identity of mapped reads, the R9.4.1 SARS-CoV-2 reads (never trained on)
+    identity_lambda: float = 0.0  # the same on the R9.4.1 lambda reads
+    cpu_samples_per_s: float = 0.0  # whole `basecall basecaller` run on the lambda reads, the 2-core test machine
+
+    def listing(self) -> str:
+        """One tab-separated line for `basecall models`."""
+        measured = lambda value, text: text if value else "-"  # noqa: E731
+        return "\t".join([
+            self.chemistry,
+            f"{self.sample_rate_hz} Hz",
+            measured(self.identity_sarscov2, f"SARS-CoV-2 {self.identity_sarscov2:.3f}"),
+            measured(self.identity_lambda, f"lambda {self.identity_lambda:.3f}"),
+            measured(self.cpu_samples_per_s, f"{self.cpu_samples_per_s / 1e6:.2f} M samples/s (2 CPU cores)"),
+            self.description,
+        ])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,11 +131,13 @@ class TrainConfig:
     grad_clip: float = 2.0  # max gradient norm
     seed: int = 1
     valid_fraction: float = 0.1  # of labelled reads held out for validation when no validation set is given
+    teacher_weight: float = 0.0  # weight of the KL divergence to a teacher's posteriors per timestep (0: calls only)
 
     def check(self) -> TrainConfig:
         _require(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
         _require(self.lr > 0 and self.grad_clip > 0 and self.warmup_steps >= 0, "lr, grad_clip must be > 0")
         _require(0 <= self.valid_fraction < 1, "valid_fraction must be in [0, 1)")
+        _require(self.teacher_weight >= 0, "teacher_weight must be >= 0")
         return self
 
 

@@ -1,22 +1,28 @@
-"""CTC decoding in torch, on the model's device, batched over chunks: greedy and prefix beam search.
+"""CTC decoding, batched over chunks: greedy and prefix beam search.
 
 A decoder maps log-probabilities (T, N, 5) to three (N, T) uint8 tensors:
   moves     1 where a base starts, else 0
   bases     the class (index into ALPHABET, 1-4 = ACGT) of the base starting there, else 0
   qualities Phred quality of the base starting there, else 0
 so only these small arrays leave the device, and stitching works on them per timestep.
-`make_decoder` picks one from the command line's beam width.
+`make_decoder` picks one from the command line's beam width: greedy in torch on any device; beam search in torch next
+to the model on a GPU (`beam_search`), and with fast-ctc-decode on the CPU (`cpu_beam_search`).
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-import types
+import math
+import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
+
+from basecall.config import ALPHABET
+from basecall.sequence import encode, error_probability
+from basecall.sequence import phred as phred_score
 
 Decoded = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 Decoder = Callable[[torch.Tensor], Decoded]
@@ -25,8 +31,8 @@ MAX_QUALITY = 50
 
 
 def phred(p_error: torch.Tensor) -> torch.Tensor:
-    """Error probability → Phred score, clamped to [0, MAX_QUALITY], as uint8."""
-    q = -10.0 * torch.log10(p_error.clamp(min=10.0 ** (-MAX_QUALITY / 10)))
+    """Error probability → Phred score (`basecall.sequence.phred`), clamped to [0, MAX_QUALITY], as uint8."""
+    q = phred_score(p_error.clamp(min=error_probability(MAX_QUALITY)))
     return q.round().clamp(0, MAX_QUALITY).to(torch.uint8)
 
 
@@ -87,10 +93,6 @@ _DEAD_HASH = -2  # the hash of a dead beam: no parent hash is -2
 _NO_PARENT = -1  # the parent hash of the empty prefix and of dead beams: no hash is -1
 _NEG_INF = float("-inf")
 _MAX_BEAM_WIDTH = 32767 // N_CLASSES  # back-pointers parent * 5 + label are int16
-_MIN_COMPILED_CHUNKS = 16  # fewer chunks run eager: a compiled graph's guards and calls cost more than they save
-_MAX_UNROLLED_WIDTH = 5  # compiled selection is unrolled up to here; compiling: 20 s at 5, 87 s at 10, gcc died at 16
-
-log = logging.getLogger(__name__)
 
 
 class _Beams(NamedTuple):
@@ -152,27 +154,6 @@ def _select_topk(candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.
     return score, index.div(N_CLASSES, rounding_mode="floor"), index.remainder(N_CLASSES)
 
 
-def _select_unrolled(candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """As `_select_topk` (ties to the lower row), as k passes of elementwise maxima over the rows, which the compiler
-    fuses into vectorised loops over chunks (aten's topk sorts each chunk on its own)."""
-    rows = list(candidates.unbind(0))  # 5B × (N,)
-    scores, parents, labels = [], [], []
-    for _ in range(k):
-        best = functools.reduce(torch.maximum, rows)  # (N,)
-        taken = [values == best for values in rows]  # the first of these is taken
-        parent = torch.zeros_like(best, dtype=torch.int64)
-        label = torch.zeros_like(parent)
-        for row in range(len(rows) - 1, -1, -1):  # the lowest taken row is written last
-            parent = torch.where(taken[row], row // N_CLASSES, parent)
-            label = torch.where(taken[row], row % N_CLASSES, label)
-        index = parent * N_CLASSES + label  # (N,)
-        rows = [torch.where(index == row, _NEG_INF, values) for row, values in enumerate(rows)]
-        scores.append(best)
-        parents.append(parent)
-        labels.append(label)
-    return torch.stack(scores), torch.stack(parents), torch.stack(labels)  # (k, N) each
-
-
 def _advance(
     beams: _Beams,
     candidates: torch.Tensor,
@@ -180,12 +161,10 @@ def _advance(
     stay_label: torch.Tensor,
     came_from: torch.Tensor,
     beam_cut: float | None,
-    unrolled: bool,
 ) -> tuple[_Beams, torch.Tensor]:
     """Keep the best candidates as the new beams. Returns them and their (B, N) int16 back-pointers."""
     beam_width, _ = beams.hash.shape
-    select = _select_unrolled if unrolled else _select_topk
-    score, parent, label = select(candidates, beam_width)  # (B, N) each, best first
+    score, parent, label = _select_topk(candidates, beam_width)  # (B, N) each, best first
     if beam_cut is not None:
         score = torch.where(score < score[:1] - beam_cut, _NEG_INF, score)
     alive = score > _NEG_INF
@@ -203,42 +182,15 @@ def _advance(
     return new, pointers.to(torch.int16)
 
 
-class _Step(NamedTuple):
-    candidates: Callable[..., tuple[torch.Tensor, ...]]
-    advance: Callable[..., tuple[_Beams, torch.Tensor]]
-    unrolled: bool
-
-
-_EAGER = _Step(_candidates, _advance, unrolled=False)
-
-
-@functools.cache
-def _compiled_step(beam_width: int) -> _Step:
-    """The step compiled by inductor, in two graphs: in one, the merge was fused into each consumer of the candidates
-    and recomputed there (1.5x slower at 1024 chunks), so the candidates are materialised between them."""
-    compile_ = functools.partial(torch.compile, dynamic=True)
-    candidates, advance = _own_code(_candidates), _own_code(_advance)
-    return _Step(compile_(candidates), compile_(advance), unrolled=beam_width <= _MAX_UNROLLED_WIDTH)
-
-
-def _own_code(function: Callable) -> Callable:
-    """A copy of `function` with a code object of its own. torch.compile keeps one cache per code object: with one
-    per beam width, a call no longer checks the guards of every other width first (that made width 5 1.7x slower
-    once width 10 had been compiled too)."""
-    return types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__)
-
-
-def _search(
-    log_probs: torch.Tensor, beam_width: int, beam_cut: float | None, step: _Step
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _search(log_probs: torch.Tensor, beam_width: int, beam_cut: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the beams over every timestep. log_probs: (T, 5, N). Returns back-pointers (T, B, N) and the most
     probable final beam (N,)."""
     n_timesteps, _, n_chunks = log_probs.shape
     beams = _initial_beams(beam_width, n_chunks, log_probs.device)
     pointers = torch.empty((n_timesteps, beam_width, n_chunks), dtype=torch.int16, device=log_probs.device)
     for t in range(n_timesteps):
-        candidates, stay_blank, stay_label, came_from = step.candidates(beams, log_probs[t])
-        beams, pointers[t] = step.advance(beams, candidates, stay_blank, stay_label, came_from, beam_cut, step.unrolled)
+        candidates, stay_blank, stay_label, came_from = _candidates(beams, log_probs[t])
+        beams, pointers[t] = _advance(beams, candidates, stay_blank, stay_label, came_from, beam_cut)
     return pointers, torch.logaddexp(beams.blank, beams.label).argmax(dim=0)
 
 
@@ -275,37 +227,12 @@ def _run_qualities(log_probs: torch.Tensor, emitted: torch.Tensor) -> torch.Tens
     return torch.where(moves, phred(1.0 - run_sum / run_len.clamp(min=1)), 0).to(torch.uint8)
 
 
-_compile_failed = False  # set once compiling failed in this process
-
-
-def _stop_compiling(error: Exception) -> None:
-    global _compile_failed
-    _compile_failed = True
-    log.warning(
-        "compiled beam search failed, using eager from now on: %s", (str(error).splitlines() or [repr(error)])[0]
-    )
-
-
-def _step_for(device: torch.device, beam_width: int, n_chunks: int, compiled: bool | None) -> _Step:
-    """Compiled on CPU by default (measured: benchmarks/decoder.py); eager elsewhere, when asked, for a few chunks
-    (a compile of its own for 1 chunk buys nothing), or once compiling failed."""
-    if compiled is False or _compile_failed or n_chunks < _MIN_COMPILED_CHUNKS:
-        return _EAGER
-    if compiled is None and device.type != "cpu":
-        return _EAGER
-    return _compiled_step(beam_width)
-
-
 @torch.inference_mode()
-def beam_search(
-    log_probs: torch.Tensor, beam_width: int = 5, beam_cut: float | None = None, *, compiled: bool | None = None
-) -> Decoded:
+def beam_search(log_probs: torch.Tensor, beam_width: int = 5, beam_cut: float | None = None) -> Decoded:
     """CTC prefix beam search over every chunk at once, on log_probs' device.
 
     log_probs: (T, N, 5), class 0 blank. beam_cut, if given, drops candidates whose log-probability is more than
-    beam_cut (natural log) below the chunk's best at that timestep. compiled: use the torch.compile'd step (default: on
-    CPU, for 16 chunks or more), falling back to eager if compiling fails; compiling costs about 20 s the first time
-    (7 s with inductor's on-disk cache warm) and doubles throughput. Returns moves, bases and qualities (N, T) uint8 for
+    beam_cut (natural log) below the chunk's best at that timestep. Returns moves, bases and qualities (N, T) uint8 for
     the most probable final prefix, the contract of `greedy`. Width 1 equals greedy where every timestep has a class
     of posterior > 1/2; elsewhere it can find a more probable sequence than greedy's best path, by adding up paths.
     `make_decoder(1)` is greedy.
@@ -314,32 +241,167 @@ def beam_search(
         raise ValueError(f"beam_width must be in [1, {_MAX_BEAM_WIDTH}], got {beam_width}")
     log_probs = log_probs.float()
     chunks_last = log_probs.permute(0, 2, 1).contiguous()  # (T, 5, N)
-    step = _step_for(log_probs.device, beam_width, log_probs.shape[1], compiled)
-    try:
-        pointers, best = _search(chunks_last, beam_width, beam_cut, step)
-    except Exception as e:  # a compiler missing or failing: eager gives the same result
-        if step is _EAGER:
-            raise
-        _stop_compiling(e)
-        pointers, best = _search(chunks_last, beam_width, beam_cut, _EAGER)
+    pointers, best = _search(chunks_last, beam_width, beam_cut)
     emitted = _backtrack(pointers, best)  # (T, N)
     qualities = _run_qualities(log_probs, emitted)  # (T, N)
     return (emitted > 0).to(torch.uint8).T.contiguous(), emitted.T.contiguous(), qualities.T.contiguous()
 
 
-def cpu_batch_size(beam_width: int) -> int:
-    """Chunks per forward pass on CPU unless asked otherwise (a model's batch_size is for GPUs). Greedy: 8, where a
-    single-threaded LSTM runs fastest (2 copies on 2 cores, lambda reads: 666 k samples/s vs 495 k at 32). Beam
-    search costs more per call than per chunk and runs eager below `_MIN_COMPILED_CHUNKS`: 64 (beam 5: 194 k vs
-    120 k samples/s at 8)."""
-    return 8 if beam_width <= 1 else 64
+# ---------------------------------------------------------------------------------------------------------------------
+# CPU beam search: fast-ctc-decode per chunk, moves from a Viterbi alignment of the sequence it finds
+#
+# fast-ctc-decode (Rust; releases the GIL) returns a chunk's most probable sequence and, per base, the timestep at which
+# its search first created that prefix (`created`): the first timestep at which the base's posterior reached the
+# class threshold while the prefix before it was in the beam. That is not where the base is emitted: on posteriors of
+# the shipped model it equals the emission timestep for 40-50% of bases and is often several timesteps early (with
+# threshold 0 it can be timestep 0). So each base's timestep comes from the most probable path that collapses to the
+# sequence (a CTC Viterbi alignment): the first timestep of the base's run on that path. Where the sequence equals
+# greedy's, that path is greedy's best path, so moves, bases and qualities equal greedy's.
+#
+# `created` bands the alignment: a base is never emitted before its prefix existed, so after timestep t at most
+# J(t) = #{created <= t} bases are emitted, and measured on real posteriors never fewer than J(t) - 4 (and more than
+# J(t) only at 5 of 75,000 timesteps, by one). The band keeps J(t) - 6 to J(t) + 1 bases, 16 states, instead of all
+# 2L + 1: the same alignment as the full one on every base of 94 real chunks (33,875 bases), at a tenth of the cost
+# (0.09-0.13 ms a chunk of 800 timesteps, against 1 ms for fast-ctc-decode's beam 5 on the same shared machine).
+# Emitting every base at its `created` timestep is a CTC path inside the band (a repeated base is created at least two
+# timesteps after its parent: its prefix needs a path ending in a blank), so the band is never empty.
+# ---------------------------------------------------------------------------------------------------------------------
+
+_MAX_CLASS_THRESHOLD = 0.19  # fast-ctc-decode needs < 1/5; some class always reaches 1/5
+_BAND_BELOW, _BAND_ABOVE = 6, 1  # bases emitted by t kept in the alignment: J(t) - 6 to J(t) + 1
+
+
+def class_threshold(beam_cut: float | None) -> float:
+    """`--beam-cut` (natural log) as fast-ctc-decode's cut: classes whose posterior at a timestep is below
+    exp(-beam_cut) extend no prefix; None cuts nothing (0). The torch search instead drops candidates (prefix x class)
+    more than beam_cut below the best candidate: both drop what is far below the best, theirs per class, capped at
+    0.19. Measured on 75 real chunks of r9.4.1-small: a cut of 6.9 (1e-3, Bonito's default) decodes 20% faster but
+    changes the sequence of 3% (beam 5) and 9% (beam 10) of chunks; 9.2 (1e-4) changes none and saves little."""
+    return 0.0 if beam_cut is None else min(math.exp(-beam_cut), _MAX_CLASS_THRESHOLD)
+
+
+def _align(log_probs: np.ndarray, labels: np.ndarray, created: np.ndarray) -> np.ndarray:
+    """Emission timestep of each base (L,) int64 on the most probable path of `labels` (L,) int64 (1-4) through
+    `log_probs` (T, 5) float32, searched in the band `created` (L,) int64 sets (see above); `created` itself if no path
+    is left in it. States: 2j = blank after j bases, 2j - 1 = in base j; a step moves 0 or 1 state, or 2 into a base
+    whose label differs from the one before. The band only moves up, by at most 2 states a timestep; the 2 states on
+    either side of it hold -inf, so a step reads no stale score."""
+    n_timesteps, n_bases = log_probs.shape[0], labels.shape[0]
+    n_states = 2 * n_bases + 1
+    state_class = np.zeros(n_states + 4, np.int64)
+    state_class[1 : n_states : 2] = labels
+    can_skip = np.zeros(n_states + 4, np.bool_)
+    can_skip[3 : n_states : 2] = labels[1:] != labels[:-1]
+    score = np.full(n_states + 4, -np.inf, np.float32)  # 2 states of -inf padding before state 0 (index s + 2)
+    new = np.full(n_states + 4, -np.inf, np.float32)
+    back = np.zeros((n_timesteps, 2 * (_BAND_BELOW + _BAND_ABOVE) + 2), np.int8)  # 0, 1, 2 states moved
+    lowest = np.zeros(n_timesteps, np.int64)  # first state of the band at each timestep
+    score[2] = log_probs[0, 0]
+    score[3] = log_probs[0, state_class[1]] if n_bases > 0 else -np.inf
+    n_created = 0
+    for t in range(1, n_timesteps):
+        while n_created < n_bases and created[n_created] <= t:
+            n_created += 1
+        low = max(0, 2 * (n_created - _BAND_BELOW) - 1)
+        high = min(n_states - 1, 2 * (n_created + _BAND_ABOVE))
+        lowest[t] = low
+        for s in range(low, high + 1):
+            best, moved = score[s + 2], 0
+            if score[s + 1] > best:
+                best, moved = score[s + 1], 1
+            if can_skip[s] and score[s] > best:
+                best, moved = score[s], 2
+            new[s + 2] = best + log_probs[t, state_class[s]]
+            back[t, s - low] = moved
+        new[low : low + 2] = -np.inf
+        new[high + 3 : high + 5] = -np.inf
+        score, new = new, score
+    s = n_states - 1
+    if n_bases > 0 and score[s + 1] > score[s + 2]:
+        s -= 1
+    if score[s + 2] == -np.inf:
+        return created.copy()
+    emitted = np.empty(n_bases, np.int64)
+    for t in range(n_timesteps - 1, -1, -1):
+        if s % 2 == 1:
+            emitted[s // 2] = t  # overwritten down to the first timestep of the base's run
+        if t > 0:
+            s -= back[t, s - lowest[t]]
+    return emitted
+
+
+_COMPILING = threading.Lock()
+
+
+def _compiled_align() -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """`_align` compiled by numba, without the GIL; threads that ask at once wait for one compile."""
+    with _COMPILING:
+        return _compile_align()
+
+
+@functools.cache
+def _compile_align() -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Numba is imported here (greedy runs never pay for it), and the compiled code is cached on disk: only the first
+    run on a machine compiles (2-6 s); later ones import numba and load it, about 0.9 s of one core (measured on a
+    shared machine): a fixed cost of each run with beam search on the CPU."""
+    import numba
+
+    try:
+        return numba.njit(nogil=True, cache=True)(_align)
+    except RuntimeError:  # no writable cache directory (a read-only install, no home): compile in each process
+        return numba.njit(nogil=True)(_align)
+
+
+@functools.cache
+def warm_up(beam_width: int) -> None:
+    """Start loading the CPU beam search's compiled code (numba, ≈ 0.9 s of one core) on a thread of its own, once, so
+    that it overlaps starting the reader and loading the model instead of delaying the first decoded batch."""
+    if beam_width > 1:
+        threading.Thread(target=_compiled_align, name="basecall-decoder-warm-up", daemon=True).start()
+
+
+@torch.inference_mode()
+def cpu_beam_search(log_probs: torch.Tensor, beam_width: int = 5, beam_cut: float | None = None) -> Decoded:
+    """CTC beam search on the CPU: fast-ctc-decode's sequence for each chunk, each base at the first timestep of its
+    run on the sequence's most probable path, qualities as greedy's (`_run_qualities`).
+
+    log_probs: (T, N, 5) on the CPU, class 0 blank. beam_cut: see `class_threshold`. Returns moves, bases and
+    qualities (N, T) uint8, the contract of `greedy`. It holds the GIL only between chunks, so threads decode in
+    parallel.
+    """
+    from fast_ctc_decode import beam_search as fast_ctc_beam_search
+
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+    log_probs = log_probs.float()
+    chunk_log_probs = log_probs.permute(1, 0, 2).contiguous().numpy()  # (N, T, 5)
+    chunk_probs = np.exp(chunk_log_probs)
+    align, threshold = _compiled_align(), class_threshold(beam_cut)
+    emitted = np.zeros(chunk_log_probs.shape[:2], np.uint8)  # (N, T)
+    for chunk, (probs, chunk_log) in enumerate(zip(chunk_probs, chunk_log_probs)):
+        sequence, created = fast_ctc_beam_search(probs, ALPHABET, beam_width, threshold)
+        labels = encode(sequence).astype(np.int64)  # (L,) 1-4 = ACGT
+        emitted[chunk, align(chunk_log, labels, np.asarray(created, np.int64))] = labels
+    emitted_t = torch.from_numpy(emitted.T)  # (T, N)
+    qualities = _run_qualities(log_probs, emitted_t).T.contiguous()  # (N, T)
+    return torch.from_numpy(emitted > 0).to(torch.uint8), torch.from_numpy(emitted), qualities
+
+
+def _beam_search_here(log_probs: torch.Tensor, beam_width: int, beam_cut: float | None) -> Decoded:
+    """Beam search where log_probs are: fast-ctc-decode on the CPU, the batched torch search on a GPU."""
+    search = cpu_beam_search if log_probs.device.type == "cpu" else beam_search
+    return search(log_probs, beam_width, beam_cut)
 
 
 def make_decoder(beam_width: int, beam_cut: float | None = None, qscale: float = 1.0, qbias: float = 0.0) -> Decoder:
-    """Greedy for beam width 0 or 1, else beam search of that width; qualities calibrated with qscale and qbias."""
+    """Greedy for beam width 0 or 1, else beam search of that width (`_beam_search_here`); qualities calibrated with
+    qscale and qbias."""
     if beam_width < 0:
         raise ValueError(f"beam_width must be >= 0, got {beam_width}")
-    decode = greedy if beam_width <= 1 else functools.partial(beam_search, beam_width=beam_width, beam_cut=beam_cut)
+    if beam_width <= 1:
+        decode: Decoder = greedy
+    else:
+        decode = functools.partial(_beam_search_here, beam_width=beam_width, beam_cut=beam_cut)
     if (qscale, qbias) == (1.0, 0.0):
         return decode
 
@@ -348,6 +410,3 @@ def make_decoder(beam_width: int, beam_cut: float | None = None, qscale: float =
         return moves, bases, calibrate_qualities(qualities, moves, qscale, qbias)
 
     return calibrated
-
-
-DECODERS: dict[str, Decoder] = {"greedy": greedy, "beam_search": beam_search}

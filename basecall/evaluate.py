@@ -19,6 +19,9 @@ Presets: `map-ont` is minimap2's default for nanopore reads. Short noisy reads f
 `sensitive` (k=11, w=3, min_cnt=2, min_chain_score=15, min_dp_score=20) maps all of them. `sensitive` also finds
 spurious short or ~0.5-identity alignments for 1-10% of random (junk) reads, so `auto` uses it only for reads shorter
 than `AUTO_SENSITIVE_BELOW` bases and `map-ont` for longer ones. Each read records the preset that aligned it.
+
+Quality calibration (`evaluate --qscores`) is in `basecall.qscores`; the calls stored in fast5 files
+(`evaluate --from-fast5`) are read by `basecall.stored_calls`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import re
 import statistics
 from collections import Counter
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from basecall.errors import InputError, one_line
+from basecall.sequence import reverse_complement
 
 if TYPE_CHECKING:
     import mappy
@@ -179,49 +182,6 @@ class Evaluator:
         return per_base
 
 
-@dataclass(frozen=True)
-class QualityCalibration:
-    """Predicted per-base Phred (as written in the FASTQ) against the error rate observed in alignments."""
-
-    bases: np.ndarray  # (MAX_Q + 1,) aligned called bases with each predicted Phred
-    errors: np.ndarray  # (MAX_Q + 1,) of those, mismatches and insertions
-    qscale: float  # observed Phred ≈ qscale * predicted + qbias (fitted, weighted by bases)
-    qbias: float
-
-    def rows(self, min_bases: int = 100) -> list[dict[str, float | int | None]]:
-        """One row per predicted Phred with at least `min_bases` bases: observed Phred is None when no error."""
-        return [
-            {
-                "predicted_q": int(q), "bases": int(self.bases[q]), "errors": int(self.errors[q]),
-                "observed_q": round(_phred(self.errors[q] / self.bases[q]), 2) if self.errors[q] else None,
-            }  # fmt: skip
-            for q in np.flatnonzero(self.bases >= min_bases)
-        ]
-
-
-MAX_Q = 93  # the highest Phred FASTQ can write
-
-
-def _phred(error_rate: float) -> float:
-    return -10.0 * math.log10(error_rate)
-
-
-def quality_calibration(reads: Iterable[tuple[np.ndarray, np.ndarray]], min_bases: int = 100) -> QualityCalibration:
-    """From (per-base Phred (n,) uint8, `Evaluator.base_errors` (n,)) pairs of mapped reads: counts per predicted
-    Phred, and the linear calibration fitted over Phreds with at least `min_bases` bases and one error."""
-    bases, errors = np.zeros(MAX_Q + 1), np.zeros(MAX_Q + 1)
-    for qualities, per_base in reads:
-        aligned = per_base >= 0
-        np.add.at(bases, qualities[aligned].astype(np.int64), 1)
-        np.add.at(errors, qualities[aligned].astype(np.int64), per_base[aligned])
-    usable = np.flatnonzero((bases >= min_bases) & (errors > 0))
-    if len(usable) < 2:
-        return QualityCalibration(bases, errors, 1.0, 0.0)
-    observed = -10.0 * np.log10(errors[usable] / bases[usable])
-    qscale, qbias = np.polyfit(usable.astype(np.float64), observed, 1, w=np.sqrt(bases[usable]))
-    return QualityCalibration(bases, errors, float(qscale), float(qbias))
-
-
 def _load_aligner(reference: Path, preset: PresetName) -> mappy.Aligner:
     import mappy
 
@@ -250,10 +210,8 @@ def _accuracy(
 
 def _aligned_query(sequence: str, hit: mappy.Alignment) -> str:
     """The aligned segment of the read, on the reference strand (reverse-complemented for '-' alignments)."""
-    import mappy
-
     segment = sequence[hit.q_st : hit.q_en]
-    return mappy.revcomp(segment) if hit.strand < 0 else segment
+    return reverse_complement(segment) if hit.strand < 0 else segment
 
 
 def _walk_cigar(
@@ -423,81 +381,3 @@ def format_table(summaries: dict[str, Summary]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ("  ".join([row[0].ljust(widths[0]), *map(str.rjust, row[1:], widths[1:])]) for row in rows)
     return "\n".join(line.rstrip() for line in lines)
-
-
-@dataclass(frozen=True)
-class StoredCall:
-    """A basecall stored in a fast5 file by the basecaller that made it (e.g. Guppy)."""
-
-    read_id: str
-    sequence: str
-    quality: str  # Phred+33
-    path: str  # the fast5 file
-    analysis: str  # e.g. "Basecall_1D_000"
-
-
-def stored_calls(paths: Iterable[str | Path], recursive: bool = True) -> Iterator[StoredCall]:
-    """The calls stored in fast5 files and folders (`Analyses/Basecall_1D_*/BaseCalled_template/Fastq`; the
-    highest-numbered analysis when there are several), single- and multi-read files. Reads without stored calls are
-    skipped and counted in one warning; a missing or unreadable file raises InputError naming it."""
-    from basecall.readers import find_read_files
-    from basecall.records import Failure
-
-    n_files = n_without = 0
-    for item in find_read_files(paths, recursive):
-        if isinstance(item, Failure):
-            raise InputError(f"{item.path}: {item.reason}")
-        if item.suffix.lower() != ".fast5":
-            continue
-        n_files += 1
-        for call in _stored_calls_in(item):
-            if call is None:
-                n_without += 1
-            else:
-                yield call
-    if n_without:
-        log.warning("%d reads in %d fast5 files have no stored basecalls; skipped", n_without, n_files)
-
-
-def _stored_calls_in(path: Path) -> Iterator[StoredCall | None]:
-    """Each read's stored call in one fast5 file, None for a read without one."""
-    import h5py
-
-    from basecall.readers.fast5 import read_groups
-
-    try:
-        with h5py.File(path, "r") as handle:
-            for read_id, _, _, analyses_root in read_groups(handle):
-                yield _stored_call(read_id, analyses_root, path)
-    except (OSError, KeyError, ValueError) as e:
-        raise InputError(f"{path}: cannot read stored basecalls: {one_line(e)}") from e
-
-
-def _stored_call(read_id: str, group, path: Path) -> StoredCall | None:
-    analyses = sorted(name for name in group.get("Analyses", {}) if name.startswith("Basecall_1D_"))
-    for analysis in reversed(analyses):
-        fastq = group["Analyses"][analysis].get("BaseCalled_template/Fastq")
-        if fastq is not None:
-            lines = _text(fastq[()]).strip().splitlines()
-            if len(lines) < 4:
-                raise ValueError(f"read {read_id}: {analysis} holds a malformed FASTQ record")
-            return StoredCall(read_id, lines[1].strip(), lines[3].strip(), str(path), analysis)
-    return None
-
-
-def _text(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        value = value.item()
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def write_fastq(path: str, calls: Iterable[StoredCall]) -> int:
-    """Write stored calls as FASTQ (`.gz` compresses, '-' is stdout); returns the number written."""
-    from basecall.writers.output import RecordFile
-
-    n_written = 0
-    with RecordFile(path) as out:
-        for call in calls:
-            out.write(f"@{call.read_id} {call.analysis}\n{call.sequence}\n+\n{call.quality}\n")
-            n_written += 1
-    return n_written

@@ -1,9 +1,10 @@
-"""The network: optional strided convolution → Chiron residual blocks → bidirectional LSTMs (or GRUs) → linear →
-log-softmax.
+"""The network: input features → a first convolution (strided, or pooled) → Chiron residual blocks → recurrent
+layers (bidirectional LSTMs or GRUs, or GRUs alternating in direction) → linear → log-softmax.
 
-A model directory holds ``config.toml`` and ``weights.safetensors`` (loaded without executing code).
-The strided convolution comes first so the residual blocks, ≈ 70% of the forward time, run on `stride`× fewer
-timesteps; with ``stride = 1`` there is none, as in Chiron.
+One family holds our Chiron-style networks and networks imported from published weights (DeepNano-blitz:
+`basecall.importing`); `ModelConfig` says which parts a model has. A model directory holds ``config.toml`` and
+``weights.safetensors`` (loaded without executing code). The strided convolution comes first so the residual blocks,
+≈ 70% of the forward time, run on `stride`× fewer timesteps; with ``stride = 1`` there is none, as in Chiron.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from torch import nn
 
 from basecall.config import ALPHABET, Config, ModelConfig, load_config, save_config
 from basecall.errors import ConfigError, ModelError, one_line
-from basecall.records import Read
 
 WEIGHTS = "weights.safetensors"
 
@@ -44,18 +44,61 @@ class ResidualBlock(nn.Module):
         return torch.relu(self.shortcut(x) + self.body(x))
 
 
+class SignalFeatures(nn.Module):
+    """(N, 1, n_samples) normalised signal → (N, C_in, n_samples): clipped to ±clip (0: not), with signal² as a
+    second channel if asked (DeepNano-blitz's input)."""
+
+    def __init__(self, clip: float, squared: bool):
+        super().__init__()
+        self.clip, self.squared = clip, squared
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.clip:
+            x = x.clamp(-self.clip, self.clip)
+        return torch.cat([x, x * x], dim=1) if self.squared else x  # (N, C_in, n_samples)
+
+
+class AlternatingRNN(nn.Module):
+    """Unidirectional recurrent layers stacked in alternating direction, forward first, each reading the previous
+    layer's output (DeepNano-blitz's "BiGRU" pairs): (T, N, C) → (T, N, size). The state starts at 0 per chunk."""
+
+    def __init__(self, rnn: type[nn.Module], in_channels: int, size: int, n_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(rnn(in_channels if i == 0 else size, size) for i in range(n_layers))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        for i, layer in enumerate(self.layers):
+            backward = i % 2 == 1
+            x, _ = layer(x.flip(0) if backward else x)  # (T, N, size), in this layer's reading order
+            if backward:
+                x = x.flip(0)
+        return x, None
+
+
 class Model(nn.Module):
-    """(N, 1, n_samples) normalised signal → (n_samples / stride, N, 5) log-probabilities over blank + ACGT."""
+    """(N, 1, n_samples) normalised signal → (n_samples / stride, N, 5) log-probabilities over blank + ACGT.
+
+    features (clip, signal²) → stem (strided conv + BN + ReLU, or conv → max-pool → tanh) → residual blocks →
+    recurrent layers (bidirectional, or alternating in direction) → linear.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        self.features = SignalFeatures(config.signal_clip, config.signal_squared)
         layers: list[nn.Module] = []
-        channels = 1
-        if config.stride > 1:
-            k = config.stride_kernel
+        channels = config.in_channels
+        k = config.stride_kernel
+        if config.stem == "pooled":
             layers += [
-                nn.Conv1d(1, config.cnn_channels, k, stride=config.stride, padding=k // 2, bias=False),
+                nn.Conv1d(channels, config.cnn_channels, k, padding=k // 2),
+                nn.MaxPool1d(config.stride),
+                nn.Tanh(),
+            ]
+            channels = config.cnn_channels
+        elif config.stride > 1:
+            layers += [
+                nn.Conv1d(channels, config.cnn_channels, k, stride=config.stride, padding=k // 2, bias=False),
                 nn.BatchNorm1d(config.cnn_channels),
                 nn.ReLU(),
             ]
@@ -65,8 +108,13 @@ class Model(nn.Module):
             channels = config.cnn_channels
         self.encoder = nn.Sequential(*layers)
         rnn = nn.GRU if config.rnn_type == "gru" else nn.LSTM
-        self.rnn = rnn(channels, config.rnn_size, num_layers=config.rnn_layers, bidirectional=True)
-        self.linear = nn.Linear(2 * config.rnn_size, len(ALPHABET))
+        if config.rnn_layout == "alternating":
+            self.rnn = AlternatingRNN(rnn, channels, config.rnn_size, config.rnn_layers)
+            rnn_out = config.rnn_size
+        else:
+            self.rnn = rnn(channels, config.rnn_size, num_layers=config.rnn_layers, bidirectional=True)
+            rnn_out = 2 * config.rnn_size
+        self.linear = nn.Linear(rnn_out, len(ALPHABET))
         self._init_forget_gate_bias()
 
     @property
@@ -79,15 +127,20 @@ class Model(nn.Module):
             return
         size = self.config.rnn_size
         for name, bias in self.rnn.named_parameters():
-            if name.startswith("bias_"):
+            leaf = name.rsplit(".", 1)[-1]  # bias_ih_l0, or layers.0.bias_ih_l0 when alternating
+            if leaf.startswith("bias_"):
                 with torch.no_grad():
-                    bias[size : 2 * size] = 1.0 if name.startswith("bias_ih") else 0.0
+                    bias[size : 2 * size] = 1.0 if leaf.startswith("bias_ih") else 0.0
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, n_samples) → (T', N, 5) scores before the softmax."""
+        h = self.encoder(self.features(x))  # (N, C, T')
+        h = h.permute(2, 0, 1)  # (T', N, C)
+        h, _ = self.rnn(h)  # (T', N, 2 * rnn_size), or (T', N, rnn_size) alternating
+        return self.linear(h)  # (T', N, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(x)  # (N, C, T')
-        h = h.permute(2, 0, 1)  # (T', N, C)
-        h, _ = self.rnn(h)  # (T', N, 2 * rnn_size)
-        return torch.log_softmax(self.linear(h), dim=-1)  # (T', N, 5)
+        return torch.log_softmax(self.logits(x), dim=-1)  # (T', N, 5)
 
 
 @dataclass(frozen=True)
@@ -119,30 +172,6 @@ def resolve_model(name_or_dir: str) -> Path:
         return shipped[name_or_dir]
     known = ", ".join(shipped) or "none shipped yet"
     raise ModelError(f"{name_or_dir}: no such model directory or shipped model (shipped: {known})")
-
-
-def chemistry_of(read: Read) -> str:
-    """Best guess of a read's pore chemistry from its kit (e.g. SQK-LSK114 → r10.4.1) or else its sample rate."""
-    kit = (read.sequencing_kit or "").lower()
-    if kit.endswith("114") or read.sample_rate_hz == 5000:
-        return "r10.4.1"
-    return "r9.4.1"
-
-
-def select_model(read: Read) -> str:
-    """The shipped model for this read's chemistry and sample rate, preferring the accurate one."""
-    chemistry = chemistry_of(read)
-    matches = []
-    for name, path in shipped_models().items():
-        info = load_config(path / "config.toml").info
-        if info.chemistry == chemistry and info.sample_rate_hz == round(read.sample_rate_hz):
-            matches.append(name)
-    if not matches:
-        raise ModelError(
-            f"{read.path}: no shipped model for {chemistry} reads at {read.sample_rate_hz:g} Hz "
-            f"(shipped: {', '.join(shipped_models()) or 'none'}); pass --model DIR"
-        )
-    return min(matches, key=lambda name: (not name.endswith("-accurate"), name))
 
 
 def load_model(name_or_dir: str, device: torch.device | str = "cpu") -> LoadedModel:

@@ -5,7 +5,10 @@
 The model runs in the calling thread (with several GPUs, `--device cuda:all`, one thread per GPU), not on a thread of its own: on CPU, torch's OpenMP pool belongs to the
 thread that made it, and a second thread running torch after the caller had (a training loop, a test, a notebook)
 ran 8-10× slower on this 2-core machine (16.6 s instead of 1.6 s for the 50 lambda reads with a tiny model).
-Stitching and writing are cheap next to the model and run there too.
+Stitching and writing are cheap next to the model and run there too. Each replica decodes its own batches right
+after their forward pass: on a GPU next to the model; on the CPU (one replica per core) greedy is cheap, and beam
+search (fast-ctc-decode and a numba-compiled alignment) releases the GIL, so one replica decodes while the others run
+their forward pass, and no core waits on another.
 
 Order is preserved: every read (or Failure) comes out in the order it went in. A stage that raises hands the
 exception to its consumer, which re-raises it; every stage always ends its queue, so nothing ever hangs.
@@ -26,11 +29,12 @@ import numpy as np
 import torch
 
 from basecall.chunker import batch_chunks, pad_for_chunks
-from basecall.config import ALPHABET, BasecallerConfig
+from basecall.config import BasecallerConfig
 from basecall.decoder import Decoder, greedy
 from basecall.errors import InputError
 from basecall.model import forward_dtype
 from basecall.records import Batch, CalledRead, ChunkedRead, DecodedBatch, Failure, Read
+from basecall.sequence import decode
 from basecall.signal import scaled_signal
 from basecall.stitcher import stitch
 
@@ -207,14 +211,11 @@ def stitch_reads(items: Iterable, chunksize: int, stride: int) -> Iterator[Calle
         raise RuntimeError(f"{len(pending)} read(s) still waiting for chunks at the end of the run")
 
 
-_BASES = np.frombuffer(ALPHABET.encode(), np.uint8)
-
-
 def _called_read(chunked: ChunkedRead, outputs: np.ndarray, chunksize: int, stride: int) -> CalledRead:
     per_timestep = stitch(outputs, chunked.starts, chunksize, chunked.n_samples, stride)  # (n_timesteps, 3)
     moves = per_timestep[:, 0]
     starts = moves.astype(bool)
-    sequence = _BASES[per_timestep[starts, 1]].tobytes().decode()
+    sequence = decode(per_timestep[starts, 1])
     return CalledRead(chunked.read, chunked.n_samples, sequence, per_timestep[starts, 2].copy(), moves.copy(), stride)
 
 

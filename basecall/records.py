@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from basecall.sequence import mean_qscore
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -44,6 +46,7 @@ class Read:
     acquisition_start: datetime | None = None  # when the run started (UTC)
     flow_cell_id: str | None = None
     sequencing_kit: str | None = None
+    flow_cell_product_code: str | None = None  # e.g. FLO-MIN106: the pore chemistry (basecall.chemistry)
 
     @property
     def n_samples(self) -> int:
@@ -52,10 +55,6 @@ class Read:
     @property
     def signal_pa(self) -> np.ndarray:
         return self.calibration.to_pa(self.signal)
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_samples / self.sample_rate_hz
 
     @property
     def start_time(self) -> datetime | None:
@@ -107,7 +106,7 @@ class ChunkedRead:
     read: Read  # metadata only (signal dropped)
     n_samples: int
     starts: np.ndarray  # (n_chunks,) int64 first sample of each chunk
-    signal: np.ndarray | None  # (≥ starts[-1] + chunksize,) float32 normalised, zero-padded; None once batched
+    signal: np.ndarray | None  # (≥ starts[-1] + chunksize,) float32 normalised, padded (chunker.pad_signal); None once batched
 
     @property
     def n_chunks(self) -> int:
@@ -149,7 +148,4 @@ class CalledRead:
     @cached_property
     def mean_qscore(self) -> float:
         """Mean of per-base error probabilities, as a Phred score (how Dorado and Guppy report it)."""
-        if self.qualities.size == 0:
-            return 0.0
-        mean_error = float(np.mean(np.power(10.0, -self.qualities.astype(np.float64) / 10.0)))
-        return -10.0 * math.log10(max(mean_error, 1e-10))
+        return mean_qscore(self.qualities)

@@ -1,300 +1,36 @@
-"""Simulated nanopore reads: a pore-model signal simulator, and real pod5 / fast5 files written from `Read` records.
+"""Simulated nanopore reads with a known sequence: a pore-model signal simulator.
 
 The simulator turns DNA sequences (sampled from a reference FASTA or a random genome) into raw signal with a k-mer
 pore model (`load_pore_model`), a per-base dwell distribution, level and sample noise, per-read scale and shift, and
-int16 digitisation. `simulate` writes pod5 and/or fast5 files, a truth FASTA and the base-to-signal labels as a Taiyaki
-mapped-signal v8 file (`labels.hdf5`), so a model can be trained and evaluated on reads whose truth is exact.
+int16 digitisation. `simulate` writes pod5 and/or fast5 files (`basecall.rawfiles`), a truth FASTA and the
+base-to-signal labels as a Taiyaki mapped-signal v8 file (`labels.hdf5`), so a model can be trained and evaluated on
+reads whose truth is exact.
 
-Tests on a fresh clone (no ../shared/data) make their own raw files with these: `random_reads` gives reproducible
-reads, `write_pod5` and `write_fast5` write them in the formats MinKNOW writes, so the readers are tested on files
-that ONT's own tools (`pod5 convert fast5`, h5py with the VBZ plugin) also read.
-
-Signal conventions (as in `basecall.records.Calibration`): raw int16 ADC samples, ``pA = (raw + offset) * scale``.
-fast5 stores the scale as ``range / digitisation``; we always write ``digitisation = 8192`` (a MinION-style ADC).
+Bases are coded as everywhere else (`basecall.sequence`: A, C, G, T = 1-4); a k-mer's index (`kmer_index`) counts
+A=0 ... T=3, first base most significant.
 """
 
 from __future__ import annotations
 
-import gzip
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import h5py
 import numpy as np
-import vbz_h5py_plugin  # noqa: F401  (registers the VBZ HDF5 filter)
 
 from basecall.errors import ConfigError, InputError, one_line
+from basecall.rawfiles import DIGITISATION, digitise, int16_signal, write_fast5, write_pod5
 from basecall.records import Calibration, Read
-
-if TYPE_CHECKING:
-    import pod5
-
-DIGITISATION = 8192
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-VBZ_FILTER = 32020  # HDF5 filter id registered by vbz_h5py_plugin
-VBZ_OPTIONS = (0, 2, 1, 1)  # VBZ version 0, 2-byte integers, zig-zag delta on, zstd level 1
-
-
-# --- synthetic reads ----------------------------------------------------------------------------------------------
-
-
-def digitise(signal_pa: np.ndarray, calibration: Calibration) -> np.ndarray:
-    """Picoamps → raw ADC samples: the inverse of `Calibration.to_pa`, rounded and clipped to int16.
-
-    signal_pa: (n_samples,) float. Returns (n_samples,) int16.
-    """
-    raw = np.rint(np.asarray(signal_pa, dtype=np.float64) / calibration.scale - calibration.offset)
-    return np.clip(raw, np.iinfo(np.int16).min, np.iinfo(np.int16).max).astype(np.int16)
-
-
-def random_levels(
-    rng: np.random.Generator,
-    n_samples: int,
-    mean_pa: float = 90.0,
-    level_sd_pa: float = 15.0,
-    noise_sd_pa: float = 2.0,
-    mean_dwell: float = 10.0,
-) -> np.ndarray:
-    """A piecewise-constant current with Gaussian noise, like a strand moving through a pore.
-
-    Levels are drawn from N(mean_pa, level_sd_pa²), each held for a geometric number of samples (mean `mean_dwell`;
-    10 is ~400 bases/s at 4 kHz), plus N(0, noise_sd_pa²) noise per sample. Returns (n_samples,) float64 pA.
-    """
-    dwells = rng.geometric(1.0 / mean_dwell, size=n_samples)  # n_samples dwells of >= 1 sample always suffice
-    n_levels = min(n_samples, int(np.searchsorted(np.cumsum(dwells), n_samples)) + 1)
-    levels = rng.normal(mean_pa, level_sd_pa, size=n_levels)
-    return np.repeat(levels, dwells[:n_levels])[:n_samples] + rng.normal(0.0, noise_sd_pa, size=n_samples)
-
-
-def random_reads(
-    n_reads: int,
-    seed: int,
-    n_runs: int = 1,
-    sample_rate_hz: float = 4000.0,
-    scale: float = 1500.0 / DIGITISATION,
-) -> list[Read]:
-    """`n_reads` reproducible synthetic reads (same seed → identical reads), spread round-robin over `n_runs` runs.
-
-    Lengths vary: the first read is shorter than 1,000 samples, the second has 30,000–60,000 samples, the rest
-    1,000–20,000. Each read has a random integer calibration offset (0–29) and the run's `scale`; each run has its own
-    40-hex run id, flow cell, kit and a whole-second UTC acquisition start. Read ids are random UUID4s drawn from the
-    seed. `path` is "" (the reads come from no file).
-    """
-    rng = np.random.default_rng(seed)
-    runs = [
-        {
-            "run_id": rng.bytes(20).hex(),
-            "flow_cell_id": f"FAK{rng.integers(10_000, 100_000)}",
-            "sequencing_kit": ("sqk-lsk109", "sqk-lsk114", "sqk-rad004")[rng.integers(3)],
-            "acquisition_start": datetime(2023, 1, 1, tzinfo=timezone.utc)
-            + timedelta(seconds=int(rng.integers(0, 365 * 24 * 3600))),
-        }
-        for _ in range(n_runs)
-    ]
-    reads: list[Read] = []
-    for i in range(n_reads):
-        if i == 0:
-            n_samples = int(rng.integers(200, 1_000))
-        elif i == 1:
-            n_samples = int(rng.integers(30_000, 60_000))
-        else:
-            n_samples = int(rng.integers(1_000, 20_000))
-        calibration = Calibration(offset=float(rng.integers(0, 30)), scale=scale)
-        reads.append(
-            Read(
-                read_id=str(uuid.UUID(bytes=rng.bytes(16), version=4)),
-                signal=digitise(random_levels(rng, n_samples), calibration),
-                calibration=calibration,
-                sample_rate_hz=sample_rate_hz,
-                channel=int(rng.integers(1, 513)),
-                start_sample=int(rng.integers(0, 100_000_000)),
-                read_number=int(rng.integers(1, 100_000)),
-                path="",
-                **runs[i % n_runs],
-            )
-        )
-    return reads
-
-
-# --- writers ------------------------------------------------------------------------------------------------------
-
-
-def write_pod5(reads: Iterable[Read], path: str | Path) -> Path:
-    """Write `reads` to a new pod5 file at `path` (refuses to overwrite) and return the path.
-
-    Read ids must be UUID strings. Run information (acquisition start, flow cell, kit, sample rate) is stored once
-    per run_id, so reads of one run must agree on it (ValueError otherwise). pod5 has no "unknown" for some fields:
-    acquisition_start None is stored as the epoch (our reader maps it back to None), flow_cell_id / sequencing_kit
-    None as "", read_number None as 0. The end reason is "unknown", the well 1, median_before NaN.
-    """
-    import pod5
-
-    path = Path(path)
-    run_infos: dict[str, pod5.RunInfo] = {}
-    with pod5.Writer(path, software_name="basecall.simulate") as writer:
-        for read in reads:
-            run_info = _pod5_run_info(read)
-            known = run_infos.setdefault(read.run_id, run_info)
-            if known != run_info:
-                raise ValueError(f"read {read.read_id}: run {read.run_id} already has different run information")
-            writer.add_read(
-                pod5.Read(
-                    read_id=uuid.UUID(read.read_id),
-                    pore=pod5.Pore(channel=read.channel, well=1, pore_type="not_set"),
-                    calibration=pod5.Calibration(offset=read.calibration.offset, scale=read.calibration.scale),
-                    read_number=0 if read.read_number is None else read.read_number,
-                    start_sample=read.start_sample,
-                    median_before=float("nan"),
-                    end_reason=pod5.EndReason.from_reason_with_default_forced(pod5.EndReasonEnum.UNKNOWN),
-                    run_info=known,
-                    signal=_int16_signal(read),
-                )
-            )
-    return path
-
-
-def _pod5_run_info(read: Read) -> pod5.RunInfo:
-    """The run information pod5 stores once per run, from one read of the run."""
-    import pod5
-
-    start = EPOCH if read.acquisition_start is None else _utc(read.acquisition_start)
-    tags = {"sample_frequency": str(_integer_rate(read)), "sequencing_kit": read.sequencing_kit or ""}
-    return pod5.RunInfo(
-        acquisition_id=read.run_id,
-        acquisition_start_time=start,
-        adc_max=DIGITISATION // 2 - 1,
-        adc_min=-DIGITISATION // 2,
-        context_tags=tags,
-        experiment_name="",
-        flow_cell_id=read.flow_cell_id or "",
-        flow_cell_product_code="",
-        protocol_name="",
-        protocol_run_id="",
-        protocol_start_time=start,
-        sample_id="",
-        sample_rate=_integer_rate(read),
-        sequencing_kit=read.sequencing_kit or "",
-        sequencer_position="",
-        sequencer_position_type="",
-        software="basecall.simulate",
-        system_name="",
-        system_type="",
-        tracking_id={"run_id": read.run_id},
-    )
-
-
-def write_fast5(
-    reads: Iterable[Read],
-    path: str | Path,
-    layout: Literal["multi", "single"] = "multi",
-    compression: Literal["gzip", "vbz"] = "gzip",
-) -> Path:
-    """Write `reads` to a new fast5 (HDF5) file at `path` (refuses to overwrite) and return the path.
-
-    layout "multi": one ``read_<id>`` group per read (MinKNOW's multi-read file, file_version "2.0").
-    layout "single": ``Raw/Reads/Read_<read_number>`` + ``UniqueGlobalKey``; exactly one read (ValueError otherwise).
-    The signal is int16, gzip- or VBZ-compressed. Metadata the Read does not have is written as MinKNOW's
-    "unknown": end_reason 0, start_mux 1, median_before NaN; fields that are None are left out.
-    """
-    reads = list(reads)
-    if compression not in ("gzip", "vbz"):
-        raise ValueError(f"compression must be 'gzip' or 'vbz', not {compression!r}")
-    if layout not in ("multi", "single"):
-        raise ValueError(f"layout must be 'multi' or 'single', not {layout!r}")
-    if layout == "single" and len(reads) != 1:
-        raise ValueError(f"a single-read fast5 holds exactly one read, not {len(reads)}")
-    path = Path(path)
-    with h5py.File(path, "w-") as handle:
-        if layout == "multi":
-            handle.attrs["file_version"] = "2.0"
-            for read in reads:
-                group = handle.create_group(f"read_{read.read_id}")
-                group.attrs["run_id"] = read.run_id.encode()
-                _write_raw(group.create_group("Raw"), read, compression)
-                _write_fast5_metadata(group, read)
-        else:
-            (read,) = reads
-            number = 0 if read.read_number is None else read.read_number
-            _write_raw(handle.create_group(f"Raw/Reads/Read_{number}"), read, compression)
-            _write_fast5_metadata(handle.create_group("UniqueGlobalKey"), read)
-    return path
-
-
-def _write_raw(raw: h5py.Group, read: Read, compression: str) -> None:
-    """The read's attributes and its `Signal` dataset, with the attribute types MinKNOW writes."""
-    raw.attrs["read_id"] = read.read_id.encode()
-    raw.attrs["start_time"] = np.uint64(read.start_sample)
-    raw.attrs["duration"] = np.uint32(read.n_samples)
-    if read.read_number is not None:
-        raw.attrs["read_number"] = np.uint32(read.read_number)
-    raw.attrs["start_mux"] = np.uint8(1)
-    raw.attrs["median_before"] = np.float64("nan")
-    raw.attrs["end_reason"] = np.uint8(0)
-    if compression == "vbz":
-        options = {"compression": VBZ_FILTER, "compression_opts": VBZ_OPTIONS}
-    else:
-        options = {"compression": "gzip", "compression_opts": 1}
-    raw.create_dataset("Signal", data=_int16_signal(read), **options)
-
-
-def _write_fast5_metadata(group: h5py.Group, read: Read) -> None:
-    """`channel_id`, `tracking_id` and `context_tags` under `group` (byte strings and float64, as MinKNOW)."""
-    channel = group.create_group("channel_id")
-    channel.attrs["channel_number"] = str(read.channel).encode()
-    channel.attrs["digitisation"] = np.float64(DIGITISATION)
-    channel.attrs["offset"] = np.float64(read.calibration.offset)
-    channel.attrs["range"] = np.float64(read.calibration.scale * DIGITISATION)
-    channel.attrs["sampling_rate"] = np.float64(read.sample_rate_hz)
-    tracking = group.create_group("tracking_id")
-    tracking.attrs["run_id"] = read.run_id.encode()
-    if read.flow_cell_id is not None:
-        tracking.attrs["flow_cell_id"] = read.flow_cell_id.encode()
-    if read.acquisition_start is not None:
-        tracking.attrs["exp_start_time"] = _iso_utc(read.acquisition_start).encode()
-    context = group.create_group("context_tags")
-    context.attrs["sample_frequency"] = str(_integer_rate(read)).encode()
-    if read.sequencing_kit is not None:
-        context.attrs["sequencing_kit"] = read.sequencing_kit.encode()
-
-
-def _int16_signal(read: Read) -> np.ndarray:
-    """The read's raw signal, (n_samples,) int16; refuses anything else rather than converting it silently."""
-    if read.signal.dtype != np.int16 or read.signal.ndim != 1:
-        raise ValueError(f"read {read.read_id}: signal must be 1-D int16, not {read.signal.ndim}-D {read.signal.dtype}")
-    return read.signal
-
-
-def _integer_rate(read: Read) -> int:
-    """pod5 (and fast5 context tags) store the sample rate as a whole number of Hz."""
-    rate = int(round(read.sample_rate_hz))
-    if rate != read.sample_rate_hz:
-        raise ValueError(f"read {read.read_id}: sample rate {read.sample_rate_hz} Hz is not a whole number")
-    return rate
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"acquisition start {value} has no time zone (expected UTC)")
-    return value.astimezone(timezone.utc)
-
-
-def _iso_utc(value: datetime) -> str:
-    """MinKNOW's exp_start_time: '2019-02-07T17:30:24Z' (fractional seconds kept when there are any)."""
-    return _utc(value).replace(tzinfo=None).isoformat() + "Z"
+from basecall.sequence import BASES, decode, encode, reverse_complement
 
 
 # --- pore models --------------------------------------------------------------------------------------------------
 
-ALPHABET = "ACGT"
-_CODES = np.full(256, 255, dtype=np.uint8)
-_BASES = np.frombuffer(ALPHABET.encode(), dtype=np.uint8)
-_CODES[_BASES] = np.arange(4, dtype=np.uint8)
-_COMPLEMENT = str.maketrans(ALPHABET, "TGCA")
 TSV_COLUMNS = ("kmer", "level_mean", "level_stdv", "sd_mean", "sd_stdv")
 
 
@@ -365,8 +101,8 @@ def _pore_model(name: str, kmers: list[str], columns: dict[str, np.ndarray], shi
     if k == 0 or len(kmers) != 4**k or any(len(kmer) != k for kmer in kmers):
         raise ValueError(f"expected all 4**k k-mers once each, found {len(kmers)} rows")
     codes = encode("".join(kmers)).reshape(len(kmers), k)
-    if (codes == 255).any():
-        raise ValueError(f"k-mers must use only {ALPHABET}")
+    if not codes.all():
+        raise ValueError(f"k-mers must use only {BASES}")
     index = kmer_index(codes, k)[:, 0]  # (4**k,)
     order = np.argsort(index)
     if not np.array_equal(index[order], np.arange(4**k)):
@@ -380,27 +116,15 @@ def _pore_model(name: str, kmers: list[str], columns: dict[str, np.ndarray], shi
     return PoreModel(name, k, shift, level, level_sd, noise, noise_sd)
 
 
-def encode(sequence: str) -> np.ndarray:
-    """Bases → codes A=0, C=1, G=2, T=3 (255 for anything else). Returns (n_bases,) uint8."""
-    return _CODES[np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)]
-
-
-def decode(codes: np.ndarray) -> str:
-    """Codes 0-3 → bases ACGT: the inverse of `encode`. codes: (n_bases,) integers."""
-    return bytes(_BASES[codes]).decode()
-
-
 def kmer_index(codes: np.ndarray, k: int) -> np.ndarray:
-    """Index of every k-mer along the last axis of `codes` (..., n) uint8 → (..., n - k + 1) int64."""
+    """Index of every k-mer along the last axis of `codes` (..., n) 1-4 = ACGT (`basecall.sequence.encode`) →
+    (..., n - k + 1) int64, in lexicographic order: A...A = 0, T...T = 4**k - 1."""
     n = codes.shape[-1] - k + 1
+    digits = np.asarray(codes, np.int64) - 1  # (..., n) 0-3
     index = np.zeros(codes.shape[:-1] + (n,), dtype=np.int64)
     for j in range(k):
-        index = index * 4 + codes[..., j : j + n]
+        index = index * 4 + digits[..., j : j + n]
     return index
-
-
-def reverse_complement(sequence: str) -> str:
-    return sequence.translate(_COMPLEMENT)[::-1]
 
 
 # --- signal -------------------------------------------------------------------------------------------------------
@@ -508,10 +232,10 @@ def sequence_to_signal(
     positions: base i spans samples ``ref_to_signal[i] : ref_to_signal[i + 1]``, from 0 to n_samples.
     """
     codes = encode(sequence)
-    if (codes == 255).any():
-        raise ValueError(f"sequences must use only {ALPHABET}")
+    if not codes.all():
+        raise ValueError(f"sequences must use only {BASES}")
     k, shift = pore_model.k, pore_model.shift
-    context = np.concatenate([rng.integers(0, 4, shift), codes, rng.integers(0, 4, k - 1 - shift)]).astype(np.uint8)
+    context = np.concatenate([rng.integers(1, 5, shift), codes, rng.integers(1, 5, k - 1 - shift)]).astype(np.uint8)
     kmers = kmer_index(context, k)  # (n_bases,)
     read_dwell = model.mean_dwell(sample_rate_hz) * np.exp(rng.normal(0.0, model.read_speed_sd))
     dwells = sample_dwells(len(sequence), read_dwell, rng, model)
@@ -554,30 +278,9 @@ class SimulatedRead:
     source: str  # "contig:start-end:strand", 0-based half-open reference coordinates
 
 
-def read_fasta(path: str | Path) -> dict[str, str]:
-    """Sequences of a FASTA file (gzip or not) by name (the header's first word), upper-cased. Raises InputError."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode()
-    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
-        raise InputError(f"{path}: cannot read this FASTA file: {one_line(e)}") from e
-    records: dict[str, str] = {}
-    for block in text.split(">")[1:]:
-        header, _, body = block.partition("\n")
-        name = header.split()[0] if header.split() else ""
-        if not name or name in records:
-            raise InputError(f"{path}: a record with {'no' if not name else 'a repeated'} name {name!r}")
-        records[name] = "".join(body.split()).upper()
-    if not text.lstrip().startswith(">") or not any(records.values()):
-        raise InputError(f"{path}: no FASTA records with sequence")
-    return records
-
-
 def random_genome(length: int, rng: np.random.Generator) -> str:
     """A uniformly random ACGT sequence of `length` bases."""
-    return decode(rng.integers(0, 4, length))
+    return decode(rng.integers(1, 5, length))
 
 
 def sample_fragment(
@@ -605,10 +308,10 @@ def sample_fragment(
 
 def _fill_ambiguous(sequence: str, rng: np.random.Generator) -> str:
     codes = encode(sequence)
-    unknown = codes == 255
+    unknown = codes == 0
     if not unknown.any():
         return sequence
-    codes[unknown] = rng.integers(0, 4, int(unknown.sum()))
+    codes[unknown] = rng.integers(1, 5, int(unknown.sum()))
     return decode(codes)
 
 
@@ -667,16 +370,6 @@ def simulate_reads(
 Format = Literal["pod5", "fast5"]
 
 
-def write_fasta(records: Iterable[tuple[str, str]], path: str | Path, width: int = 80) -> Path:
-    """Write (header, sequence) records to a new FASTA file at `path`, `width` bases a line; return the path."""
-    path = Path(path)
-    with open(path, "x") as handle:
-        for header, sequence in records:
-            handle.write(f">{header}\n")
-            handle.writelines(sequence[i : i + width] + "\n" for i in range(0, len(sequence), width))
-    return path
-
-
 class MappedSignalWriter:
     """Base-to-signal labels as a Taiyaki mapped-signal file, version 8 (the per-read layout Taiyaki writes).
 
@@ -692,16 +385,16 @@ class MappedSignalWriter:
         self.path = Path(path)
         self._file = h5py.File(self.path, "w-")
         self._file.attrs["version"] = np.int64(8)
-        for name, value in (("alphabet", ALPHABET), ("collapse_alphabet", ALPHABET), ("mod_long_names", "")):
+        for name, value in (("alphabet", BASES), ("collapse_alphabet", BASES), ("mod_long_names", "")):
             self._file.attrs[name] = value
         self._reads = self._file.create_group("Reads")
 
     def add(self, simulated: SimulatedRead) -> None:
         read = simulated.read
         group = self._reads.create_group(read.read_id)
-        group.create_dataset("Dacs", data=_int16_signal(read))
+        group.create_dataset("Dacs", data=int16_signal(read))
         group.create_dataset("Ref_to_signal", data=simulated.ref_to_signal.astype(np.int32))
-        group.create_dataset("Reference", data=encode(simulated.sequence).astype(np.int16))
+        group.create_dataset("Reference", data=encode(simulated.sequence).astype(np.int16) - 1)  # Taiyaki: 0-3 = ACGT
         signal_pa = read.signal_pa.astype(np.float64)
         median = float(np.median(signal_pa))
         for name, value in (

@@ -10,7 +10,7 @@ PY=${PYTHON:-python3}
 WHEELS=device_carry/wheels
 mkdir -p "$WHEELS"
 version() { "$PY" -c "import importlib.metadata as m; print(m.version('$1'))"; }
-for name in pod5 lib_pod5 iso8601 more-itertools Deprecated pytz vbz-h5py-plugin pyslow5 dnaio tomli_w fast_ctc_decode \
+for name in pod5 lib_pod5 iso8601 more-itertools Deprecated pytz vbz-h5py-plugin pyslow5 dnaio tomli_w fast_ctc_decode numba llvmlite \
     xopen isal zlib-ng; do
     "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

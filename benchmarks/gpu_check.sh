@@ -29,16 +29,18 @@ timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_beam.py tests/te
 timeout 120 python3 benchmarks/decoder.py --devices cuda --chunks 256 1024 4096 --widths 5 --json "$OUT/decoder_gpu.json" 2>&1 |
     tee "$OUT/decoder_gpu.txt"
 LAMBDA=$BASECALL_SHARED_DATA/r941_lambda_marcpaga/fast5
-MODEL=$(python3 -c "from basecall.model import shipped_models; print(next(iter(shipped_models()), ''))")
+MODEL=r9.4.1-accurate  # the default for the R9.4.1 reads timed here
 if [ -d "$LAMBDA" ] && [ -n "$MODEL" ]; then
     # every GPU (--device cuda:all) must give the same calls as one
     basecall basecaller -m "$MODEL" --device cuda "$LAMBDA" -o "$OUT/one_gpu.fastq" 2>&1 | tail -n 1
     basecall basecaller -m "$MODEL" --device cuda:all "$LAMBDA" -o "$OUT/all_gpus.fastq" 2>&1 | tail -n 1
     cmp "$OUT/one_gpu.fastq" "$OUT/all_gpus.fastq" && echo "cuda:all == cuda" | tee "$OUT/cuda_all.txt"
     rm -f "$OUT"/*.fastq
-    # the shipped model (forward and whole run, fp32 and fp16), then the built-in architectures (untrained)
+    # the shipped R9.4.1 models (forward and whole run, fp32 and fp16, greedy and beam 5), then the built-in
+    # architectures (untrained)
     MODEL_DIR=$(python3 -c "from basecall.model import shipped_models; print(shipped_models()['$MODEL'])")
-    timeout 120 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 --models "$MODEL_DIR" \
+    timeout 150 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 --beam-widths 0 5 \
+        --models "$MODEL_DIR" "${MODEL_DIR%-accurate}-fast" "${MODEL_DIR%-accurate}-small" \
         --json "$OUT/throughput_gpu_model.json" 2>&1 | tee "$OUT/throughput_gpu_model.txt"
     timeout 150 python3 benchmarks/throughput.py --device cuda --inputs "$LAMBDA" --seconds 2 \
         --json "$OUT/throughput_gpu.json" 2>&1 | tee "$OUT/throughput_gpu.txt"
@@ -47,8 +49,9 @@ if [ -d "$LAMBDA" ] && [ -n "$MODEL" ]; then
     SIM=/tmp/basecall-gpu-sim
     [ -d "$SIM" ] || timeout 120 basecall simulate -q --pore-model "$BASECALL_SHARED_DATA/pore_models/kmer_models/template_median68pA.model" \
         --random-genome-length 1000000 -n 2000 --reads-per-file 125 --seed 5 -o "$SIM"
-    timeout 150 python3 benchmarks/throughput.py --device cuda --inputs "$SIM" --seconds 2 --models "$MODEL_DIR" \
-        --precisions half --readers 1 4 8 --json "$OUT/throughput_gpu_large.json" 2>&1 | tee "$OUT/throughput_gpu_large.txt"
+    timeout 200 python3 benchmarks/throughput.py --device cuda --inputs "$SIM" --seconds 2 --models "$MODEL_DIR" \
+        --precisions half --beam-widths 0 5 --readers 1 4 8 --json "$OUT/throughput_gpu_large.json" 2>&1 |
+        tee "$OUT/throughput_gpu_large.txt"
     for readers in 1 4 8; do
         echo "--readers $readers: $(timeout 120 basecall basecaller -m "$MODEL" --device cuda --readers $readers "$SIM" \
             -o /dev/null 2>&1 | tail -n 1)" | tee -a "$OUT/whole_run_readers.txt"

@@ -46,7 +46,8 @@ def peak_rss_mib(command: list[str]) -> tuple[float, float, int]:
 
 def simulated(folder: Path, n_reads: int, n_bases: int, seed: int) -> tuple[Path, int]:
     """Write `n_reads` simulated R9.4.1 reads of about `n_bases` each to a pod5; return it and the total samples."""
-    from basecall.simulate import load_pore_model, simulate_reads, write_pod5
+    from basecall.rawfiles import write_pod5
+    from basecall.simulate import load_pore_model, simulate_reads
 
     rng = random.Random(seed)
     genome = {"genome": "".join(rng.choice("ACGT") for _ in range(max(n_bases, 50_000)))}

@@ -30,16 +30,8 @@ import numpy as np
 
 from basecall.readers import open_reads
 from basecall.records import Read
-from basecall.simulate import (
-    CHEMISTRIES,
-    PoreModel,
-    decode,
-    encode,
-    kmer_index,
-    load_pore_model,
-    read_fasta,
-    simulate,
-)
+from basecall.sequence import decode, encode, read_fasta
+from basecall.simulate import CHEMISTRIES, PoreModel, kmer_index, load_pore_model, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -82,7 +74,7 @@ def taiyaki_reads(path: Path) -> Iterator[LabelledRead]:
             attrs = group.attrs
             scale = attrs["range"] / attrs["digitisation"]
             signal_pa = (group["Dacs"][()].astype(np.float64) + attrs["offset"]) * scale
-            sequence = decode(group["Reference"][()])
+            sequence = decode(group["Reference"][()] + 1)  # Taiyaki: 0-3 = ACGT
             yield LabelledRead(sequence, signal_pa, group["Ref_to_signal"][()].astype(np.int64))
 
 

@@ -6,10 +6,14 @@ pass is timed on one thread (the basecaller runs one single-threaded copy per co
 basecaller's default (every core), in fp32 (`--precision fp32`) and in half precision (`--precision auto`: bf16 on a
 CPU with native bf16, fp16 on a GPU; fp32 again on a CPU without). The reading stage alone (files → `Read`s, as the
 basecaller reads them) is timed with 1, 2, ... reader processes (`--readers`): on a GPU it bounds the whole run.
+`--beam-widths 0 5` times whole runs with greedy decoding and with beam search of width 5, side by side: each of
+`--repeats` rounds runs every width once, in turn, so a machine shared with other jobs loads them alike (the median
+run is reported). Batch sizes are the basecaller's defaults for each width unless `--batch-size` is given.
 Prints a table and writes JSON.
 
     python benchmarks/throughput.py                       # real lambda reads from ../shared/data if present
     python benchmarks/throughput.py --models models/r9.4.1-small DIR ... --precisions fp32
+    python benchmarks/throughput.py --models models/r9.4.1-small --precisions half --beam-widths 0 5 --repeats 3
     python benchmarks/throughput.py --inputs DIR --device cuda --json out.json
 """
 
@@ -19,6 +23,7 @@ import argparse
 import json
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +33,6 @@ from pathlib import Path
 import torch
 
 from basecall.config import BasecallerConfig, Config, ModelConfig
-from basecall.decoder import cpu_batch_size
 from basecall.model import Model, load_model, save_model
 from basecall.readers import open_reads
 from basecall.records import Read
@@ -89,17 +93,43 @@ def reading_samples_per_s(inputs: list[str], processes: int) -> float:
     return float(result.stdout)
 
 
-def whole_run(model_dir: Path, inputs: list[str], device: str, batch_size: int, precision: str) -> dict[str, float]:
-    """Time `basecall basecaller` as a user runs it; its final line gives the in-run samples/s."""
+def whole_run(
+    model_dir: Path, inputs: list[str], device: str, batch_size: int | None, precision: str, beam_width: int = 0
+) -> dict[str, float]:
+    """Time `basecall basecaller` as a user runs it (batch_size None: the model's default for the device); its log
+    gives the batch size it used and its final line the in-run samples/s."""
     command = [sys.executable, "-m", "basecall", "basecaller", "-m", str(model_dir), *inputs, "-o", "/dev/null",
-               "--device", device, "--batch-size", str(batch_size), "--precision", precision]  # fmt: skip
+               "--device", device, "--precision", precision, "--beam-width", str(beam_width),
+               *(["--batch-size", str(batch_size)] if batch_size else [])]  # fmt: skip
     started = time.perf_counter()
     result = subprocess.run(command, check=False, capture_output=True, text=True)
     wall_s = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
     match = re.search(r"in ([\d.]+) s \(([\d,]+) samples/s\)", result.stderr)
-    return {"wall_s": wall_s, "run_s": float(match.group(1)), "samples_per_s": float(match.group(2).replace(",", ""))}
+    used = int(re.search(r"batch size (\d+)", result.stderr).group(1))
+    return {"wall_s": wall_s, "run_s": float(match.group(1)), "samples_per_s": float(match.group(2).replace(",", "")),
+            "batch_size": used}  # fmt: skip
+
+
+def whole_runs_side_by_side(
+    model_dir: Path, inputs: list[str], device: str, batch_sizes: list[int | None], precision: str, widths: list[int],
+    repeats: int,
+) -> dict[str, dict]:
+    """`repeats` rounds of one whole run per (beam width, batch size), in turn; per pair ("w5 b32", or "w5" for the
+    model's own batch size): every run and the median samples/s."""
+    runs: dict[str, list[dict]] = {}
+    for _ in range(repeats):
+        for width in widths:
+            for batch in batch_sizes:
+                key = f"w{width}" + (f" b{batch}" if batch else "")
+                runs.setdefault(key, []).append(whole_run(model_dir, inputs, device, batch, precision, width))
+    return {key: {"beam_width": int(key.split()[0][1:]), "batch_size": found[0]["batch_size"], "runs": found,
+                  **_medians(found)} for key, found in runs.items()}  # fmt: skip
+
+
+def _medians(runs: list[dict]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in ("samples_per_s", "wall_s")}
 
 
 def main() -> None:
@@ -112,13 +142,18 @@ def main() -> None:
                         help="precisions of the forward pass and the whole run (half: bf16 on CPU, fp16 on GPU)")
     parser.add_argument("--chunksize", type=int, default=4000)
     parser.add_argument("--overlap", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=None, help=f"default: {cpu_batch_size(0)} on CPU, 512 on GPU")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="forward pass batch (default: a model's own cpu_batch_size on CPU, 8 for architectures; 512 on GPU)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=None,
+                        help="whole runs at each of these --batch-size values (default: the model's own)")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per forward-pass measurement")
     parser.add_argument("--readers", nargs="+", type=int, default=[1, 2], help="reader processes to time the reading stage with")
+    parser.add_argument("--beam-widths", nargs="+", type=int, default=[0], help="whole runs' --beam-width (0: greedy)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of whole runs, every beam width once a round")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
-    batch_size = args.batch_size or (512 if device.type == "cuda" else cpu_batch_size(0))
+    batch_size = args.batch_size or (512 if device.type == "cuda" else 8)
     if device.type == "cpu":
         torch.set_num_threads(1)  # the forward pass per core; the whole run uses every core
 
@@ -143,6 +178,7 @@ def main() -> None:
                 loaded = load_model(name, device)
                 model, model_config, model_dir, run_whole = loaded.model, loaded.config.model, Path(name), True
                 chunksize = loaded.config.basecaller.chunksize
+                forward_batch = args.batch_size or (512 if device.type == "cuda" else loaded.config.basecaller.cpu_batch_size)
             else:
                 model_config, run_whole = ARCHITECTURES[name]
                 config = Config(
@@ -152,16 +188,19 @@ def main() -> None:
                 torch.manual_seed(0)
                 model, chunksize = Model(model_config).eval().to(device), args.chunksize
                 model_dir = save_model(model, config, Path(tmp) / name)
-            row = {"architecture": Path(name).name, **model_config.__dict__, "parameters": sum(p.numel() for p in model.parameters())}
+                forward_batch = batch_size
+            row = {"architecture": Path(name).name, **model_config.__dict__, "forward_batch_size": forward_batch,
+                   "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
             for label, dtype in precisions.items():
                 row[f"forward_{label}_samples_per_s"] = forward_samples_per_s(
-                    model, device, chunksize, batch_size, dtype, args.seconds
+                    model, device, chunksize, forward_batch, dtype, args.seconds
                 )
             for label in precisions if run_whole else ():
                 # the basecaller's --precision auto is the half precision where the device has a fast one
-                timed = whole_run(model_dir, inputs, args.device, batch_size, "fp32" if label == "fp32" else "auto")
-                row.update({f"whole_run_{label}_{k}": v for k, v in timed.items()})
-                row[f"whole_run_{label}_over_forward"] = timed["samples_per_s"] / row[f"forward_{label}_samples_per_s"]
+                row[f"whole_run_{label}"] = whole_runs_side_by_side(
+                    model_dir, inputs, args.device, args.batch_sizes or [None if args.models else batch_size],
+                    "fp32" if label == "fp32" else "auto", args.beam_widths, args.repeats,
+                )
             rows.append(row)
             print(_format_row(row, precisions))
 
@@ -170,6 +209,8 @@ def main() -> None:
         "torch": torch.__version__,
         "forward_threads": torch.get_num_threads(),
         "batch_size": batch_size,
+        "beam_widths": args.beam_widths,
+        "repeats": args.repeats,
         "chunksize": args.chunksize,
         "overlap": args.overlap,
         "inputs": inputs,
@@ -184,17 +225,22 @@ def main() -> None:
 
 
 def _format_row(row: dict, precisions: dict) -> str:
-    parts = [f"{row['architecture']:<16} {row['parameters']:>9,} params"]
+    lines = [f"{row['architecture']:<16} {row['parameters']:>9,} params"]
     for label in precisions:
-        parts.append(f"forward {label} {row[f'forward_{label}_samples_per_s']:>12,.0f} samples/s")
+        lines.append(f"  forward {label} (batch {row['forward_batch_size']}, one core) "
+                     f"{row[f'forward_{label}_samples_per_s']:>12,.0f} samples/s")  # fmt: skip
     for label in precisions:
-        if f"whole_run_{label}_samples_per_s" in row:
-            parts.append(
-                f"whole run {label} {row[f'whole_run_{label}_samples_per_s']:>12,.0f} samples/s "
-                f"({row[f'whole_run_{label}_over_forward']:.0%} of its forward; "
-                f"{row[f'whole_run_{label}_wall_s']:.1f} s wall incl. start-up)"
+        whole = row.get(f"whole_run_{label}", {})
+        first = next(iter(whole.values()), None)
+        for timed in whole.values():
+            name = "greedy" if timed["beam_width"] <= 1 else f"beam {timed['beam_width']}"
+            lines.append(
+                f"  whole run {label} {name} (batch {timed['batch_size']}) {timed['samples_per_s']:>12,.0f} samples/s "
+                f"({timed['samples_per_s'] / first['samples_per_s']:.0%} of the first; "
+                f"{timed['wall_s']:.1f} s wall incl. start-up; runs: "
+                + ", ".join(f"{run['samples_per_s'] / 1e3:,.0f} k" for run in timed["runs"]) + ")"
             )
-    return " | ".join(parts)
+    return "\n".join(lines)
 
 
 def _device_name(device: torch.device) -> str:
@@ -204,7 +250,7 @@ def _device_name(device: torch.device) -> str:
 
 
 def _simulated_inputs() -> Path:
-    from basecall.simulate import random_reads, write_pod5
+    from basecall.rawfiles import random_reads, write_pod5
 
     folder = Path(tempfile.mkdtemp()) / "simulated.pod5"
     write_pod5(random_reads(40, seed=0), folder)

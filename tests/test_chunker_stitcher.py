@@ -43,6 +43,26 @@ def test_stitching_keeps_every_timestep_exactly_once(case: tuple[int, int, int, 
         assert 0 <= lo <= hi <= chunk_timesteps
 
 
+@settings(max_examples=3000, deadline=None)
+@given(settings_and_length())
+def test_neighbouring_chunks_split_their_overlap_at_its_middle(case: tuple[int, int, int, int]) -> None:
+    """Where chunk i hands over to chunk i + 1 is the middle of the timesteps both cover (rounded down to the grid):
+    each gives up half the overlap, so neither contributes the timesteps next to its edge, where a network lacks
+    context on that side. (Tiling alone holds for any boundary inside the overlap; this pins it.)"""
+    chunksize, overlap, stride, n_samples = case
+    starts = chunk_starts(n_samples, chunksize, overlap, stride)
+    ranges = keep_ranges(starts, chunksize, n_samples, stride)
+    first = starts // stride  # (n_chunks,) first global timestep of each chunk
+    chunk_timesteps = chunksize // stride
+    for i in range(len(starts) - 1):
+        boundary = first[i] + ranges[i][1]  # global timestep where chunk i stops and chunk i + 1 takes over
+        assert boundary == first[i + 1] + ranges[i + 1][0]
+        shared_from, shared_to = first[i + 1], first[i] + chunk_timesteps  # timesteps both chunks cover
+        n_shared = shared_to - shared_from
+        assert n_shared >= 2
+        assert shared_from + n_shared // 2 <= boundary <= shared_from + (n_shared + 1) // 2, (i, boundary)
+
+
 @settings(max_examples=300, deadline=None)
 @given(settings_and_length())
 def test_chunks_are_windows_of_the_signal(case: tuple[int, int, int, int]) -> None:
@@ -57,7 +77,8 @@ def test_chunks_are_windows_of_the_signal(case: tuple[int, int, int, int]) -> No
     for chunk, start in zip(chunks, starts):
         inside = signal[start : start + chunksize]
         assert np.array_equal(chunk[: len(inside)], inside)
-        assert not chunk[len(inside) :].any()  # zero padding past the end of the read
+        past_end = np.arange(start + len(inside), start + chunksize) % (2 * n_samples)  # mirrored, period 2n
+        assert np.array_equal(chunk[len(inside) :], signal[np.minimum(past_end, 2 * n_samples - 1 - past_end)])
 
 
 def test_padding_is_less_than_one_stride_for_reads_longer_than_a_chunk() -> None:

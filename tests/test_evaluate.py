@@ -25,10 +25,9 @@ from basecall.evaluate import (
     evaluate_calls,
     read_calls,
     shared_reads,
-    stored_calls,
     summarise,
-    write_fastq,
 )
+from basecall.stored_calls import stored_calls, write_fastq
 from tests.conftest import shared_data
 
 BASES = "ACGT"

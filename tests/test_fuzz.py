@@ -49,14 +49,14 @@ SEED_KINDS = ("pod5", "fast5-multi-gzip", "fast5-multi-vbz", "fast5-single-gzip"
 
 def seed_reads(n_reads: int = 3, seed: int = 0, max_samples: int = 400) -> list[Read]:
     """Simulated reads cut to `max_samples`, so most of a small file is structure and metadata, not signal."""
-    from basecall.simulate import random_reads
+    from basecall.rawfiles import random_reads
 
     return [replace(read, signal=read.signal[:max_samples]) for read in random_reads(n_reads, seed=seed)]
 
 
 def write_seed(kind: str, folder: Path, reads: list[Read]) -> Path:
     """One read file of `kind` (see SEED_KINDS) holding `reads` (single-read fast5: the first read only)."""
-    from basecall.simulate import write_fast5, write_pod5
+    from basecall.rawfiles import write_fast5, write_pod5
 
     fmt, _, variant = kind.partition("-")
     if fmt == "pod5":
@@ -391,7 +391,7 @@ def test_slow5_cut_inside_a_record_is_a_failure_not_a_shorter_file(sandbox, case
 
 def test_files_without_reads_are_failures(sandbox, cases, seeds):
     """A file that holds no reads says so (fast5 always did), so an emptied file is never a silent success."""
-    from basecall.simulate import write_pod5
+    from basecall.rawfiles import write_pod5
 
     write_pod5([], cases / "none.pod5")
     header = [line for line in seeds["slow5"][1].split(b"\n") if line.startswith((b"#", b"@"))]
@@ -542,14 +542,15 @@ def complete_records(text: str) -> int:
 ASCII_TEXT = st.text(st.characters(max_codepoint=127), max_size=12)
 
 
+def written_reads() -> st.SearchStrategy[list[CalledRead]]:
+    """1-8 called reads with distinct ids and ASCII metadata, each one the writers write."""
+    reads = called_reads(read_ids=st.uuids().map(str), texts=ASCII_TEXT).filter(lambda c: reaches_the_writers(c.read))
+    return st.lists(reads, min_size=1, max_size=8, unique_by=lambda c: c.read.read_id)
+
+
 @settings(max_examples=120, deadline=None, derandomize=True)
 @given(
-    items=st.lists(
-        called_reads(read_ids=st.uuids().map(str), texts=ASCII_TEXT).filter(lambda c: reaches_the_writers(c.read)),
-        min_size=1,
-        max_size=8,
-        unique_by=lambda c: c.read.read_id,
-    ),
+    items=written_reads(),
     fastq_cut=st.floats(0, 1),
     summary_cut=st.floats(0, 1),
     suffix=st.sampled_from([".fastq", ".fastq.gz"]),
@@ -588,6 +589,58 @@ def test_recover_keeps_a_prefix_of_any_truncation(
     if suffix == ".fastq":
         n_called = sum(status == CALLED for status in row_of.values())
         assert len(kept) == min(complete_records(cut_text), n_called)
+
+
+def sam_records(path: Path) -> list[tuple[str, str, str]]:
+    """(read id, sequence, qualities) of each record of a SAM or BAM file."""
+    import pysam
+
+    with pysam.AlignmentFile(str(path), check_sq=False) as records:
+        return [
+            (r.query_name, r.query_sequence or "", pysam.qualities_to_qualitystring(r.query_qualities) or "")
+            for r in records.fetch(until_eof=True)
+        ]
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)
+@given(
+    items=written_reads(),
+    output_cut=st.floats(0, 1),
+    summary_cut=st.floats(0, 1),
+    suffix=st.sampled_from([".bam", ".sam"]),
+)
+def test_recover_keeps_a_prefix_of_any_sam_or_bam_truncation(
+    items: list[CalledRead], output_cut: float, summary_cut: float, suffix: str
+):
+    """`test_recover_keeps_a_prefix_of_any_truncation` for SAM and BAM outputs cut at any byte (a BAM killed mid-block,
+    a SAM mid-line): `recover` keeps a prefix of the records, each with a whole `called` row in the summary, says
+    exactly those (and the filtered reads) are done, keeps exactly their rows, and (SAM) every record it can."""
+    with tempfile.TemporaryDirectory() as folder:
+        out_path, summary_path = Path(folder) / f"calls{suffix}", Path(folder) / "calls.summary.tsv"
+        with BamWriter(str(out_path), "m") as out, SummaryWriter(str(summary_path)) as summary:
+            write_results(items, out, summary, min_qscore=10)
+        original = sam_records(out_path)
+        rows = summary_path.read_text().split("\n")[1:-1]
+        for path, fraction in ((out_path, output_cut), (summary_path, summary_cut)):
+            data = path.read_bytes()
+            path.write_bytes(data[: int(len(data) * fraction)])
+        cut_lines = out_path.read_text().split("\n")[:-1] if suffix == ".sam" else []  # whole lines only
+        whole_rows = summary_path.read_text().split("\n")[1:-1]  # a last line without its newline is cut short
+
+        done = recover(str(out_path), str(summary_path))
+
+        kept = sam_records(out_path) if out_path.exists() else []  # a file cut inside its header is removed
+        kept_rows = summary_path.read_text().split("\n")
+    assert kept == original[: len(kept)]
+    row_of = {row.split("\t")[1]: row.split("\t")[COLUMNS.index("status")] for row in whole_rows}
+    kept_ids = [read_id for read_id, _, _ in kept]
+    assert all(row_of.get(read_id) == CALLED for read_id in kept_ids), "a record without its called row was kept"
+    assert done == set(kept_ids) | {read_id for read_id, status in row_of.items() if status == FILTERED}
+    assert kept_rows[0] == "\t".join(COLUMNS) and kept_rows[-1] == ""
+    assert kept_rows[1:-1] == [row for row in rows[: len(whole_rows)] if row.split("\t")[1] in done]
+    if suffix == ".sam" and any(line.startswith("@PG") for line in cut_lines):  # the header is whole
+        n_called = sum(status == CALLED for status in row_of.values())
+        assert len(kept) == min(sum(not line.startswith("@") for line in cut_lines), n_called)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)

@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from basecall.config import ALPHABET, Config, ModelConfig
+from dataclasses import replace
+
+from basecall.config import ALPHABET, BasecallerConfig, Config, ModelConfig
 from basecall.decoder import MAX_QUALITY, greedy
 from basecall.errors import ConfigError, ModelError
 from basecall.model import Model, load_model, resolve_device, save_model
+
+# DeepNano-blitz's shape (small): features (x, x²), conv → max-pool 3 → tanh, GRUs alternating in direction
+BLITZ_LIKE = ModelConfig(
+    stride=3, stride_kernel=33, cnn_channels=6, residual_blocks=0, rnn_layers=4, rnn_size=6, rnn_type="gru",
+    signal_clip=2.5, signal_squared=True, stem="pooled", rnn_layout="alternating",
+)
 
 
 @pytest.mark.parametrize(
@@ -20,6 +28,8 @@ from basecall.model import Model, load_model, resolve_device, save_model
         ModelConfig(stride=1, cnn_channels=8, residual_blocks=2, rnn_layers=1, rnn_size=8),  # Chiron: no strided conv
         ModelConfig(stride=5, stride_kernel=15, cnn_channels=8, residual_blocks=1, rnn_layers=2, rnn_size=8),
         ModelConfig(stride=6, stride_kernel=9, cnn_channels=8, residual_blocks=0, rnn_layers=1, rnn_size=4),
+        BLITZ_LIKE,
+        replace(BLITZ_LIKE, stem="strided", residual_blocks=1, rnn_type="lstm", signal_squared=False),
     ],
 )
 def test_output_is_log_probabilities_with_one_timestep_per_stride(config: ModelConfig) -> None:
@@ -29,6 +39,41 @@ def test_output_is_log_probabilities_with_one_timestep_per_stride(config: ModelC
         out = model(torch.randn(3, 1, chunksize))
     assert out.shape == (chunksize // config.stride, 3, len(ALPHABET))
     assert torch.allclose(out.exp().sum(-1), torch.ones(out.shape[:2]), atol=1e-5)
+
+
+def test_features_clip_the_signal_and_add_its_square() -> None:
+    model = Model(replace(BLITZ_LIKE, signal_clip=2.5))
+    x = torch.tensor([[[-4.0, -1.0, 0.5, 3.0]]])  # (1, 1, 4)
+    expected = torch.tensor([[[-2.5, -1.0, 0.5, 2.5], [6.25, 1.0, 0.25, 6.25]]])
+    assert torch.equal(model.features(x), expected)
+    assert torch.equal(Model(ModelConfig()).features(x), x)  # the default: the signal as it is
+
+
+def test_pooled_stem_is_conv_then_max_pool_by_the_stride_then_tanh() -> None:
+    stem = Model(BLITZ_LIKE).encoder
+    assert [type(m) for m in stem] == [torch.nn.Conv1d, torch.nn.MaxPool1d, torch.nn.Tanh]
+    assert stem[0].stride == (1,) and stem[0].in_channels == 2 and stem[1].kernel_size == BLITZ_LIKE.stride
+
+
+def test_alternating_layers_read_forward_then_backward_each_over_the_last() -> None:
+    """Layer 1 runs forward in time (its output at t sees only the input up to t); layer 2 runs backward over
+    layer 1's output (its output at t sees the input from t on, through layer 1: so all of it)."""
+    torch.manual_seed(0)
+    one = Model(replace(BLITZ_LIKE, rnn_layers=1)).eval()
+    two = Model(replace(BLITZ_LIKE, rnn_layers=2)).eval()
+    h = torch.randn(20, 2, BLITZ_LIKE.cnn_channels)  # (T, N, C)
+    changed = h.clone()
+    changed[15:] += 1.0  # the input from timestep 15 on
+    with torch.no_grad():
+        for model, unchanged_until in ((one, 15), (two, 0)):
+            before, after = model.rnn(h)[0], model.rnn(changed)[0]  # (T, N, H)
+            differs = (before - after).abs().amax(dim=(1, 2)) > 0  # (T,)
+            assert not differs[:unchanged_until].any() and differs[unchanged_until:].all()
+    only_backward = two.rnn.layers[1]
+    with torch.no_grad():  # layer 2 is a plain GRU over the time-reversed output of layer 1
+        first, _ = two.rnn.layers[0](h)
+        expected = only_backward(first.flip(0))[0].flip(0)
+        assert torch.allclose(two.rnn(h)[0], expected)
 
 
 def test_forget_gate_bias_starts_at_one() -> None:
@@ -47,12 +92,17 @@ def test_residual_block_structure_follows_chiron() -> None:
     assert [m.kernel_size[0] for m in block.shortcut if isinstance(m, torch.nn.Conv1d)] == [1]
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "gru-alternating"])
 def test_save_and_load_round_trip(tmp_path, rnn_type: str) -> None:
-    config = Config(model=ModelConfig(cnn_channels=8, residual_blocks=1, rnn_layers=1, rnn_size=8, rnn_type=rnn_type))
+    if rnn_type == "gru-alternating":
+        config = Config(model=BLITZ_LIKE, basecaller=BasecallerConfig(chunksize=3000, overlap=300))
+    else:
+        config = Config(model=ModelConfig(cnn_channels=8, residual_blocks=1, rnn_layers=1, rnn_size=8, rnn_type=rnn_type))
     config = config.check()
     model = Model(config.model).eval()
-    assert isinstance(model.rnn, torch.nn.GRU if rnn_type == "gru" else torch.nn.LSTM)
+    rnn_type = config.model.rnn_type
+    layers = model.rnn.layers if config.model.rnn_layout == "alternating" else [model.rnn]
+    assert all(isinstance(layer, torch.nn.GRU if rnn_type == "gru" else torch.nn.LSTM) for layer in layers)
     save_model(model, config, tmp_path / "m")
     assert f'rnn_type = "{rnn_type}"' in (tmp_path / "m" / "config.toml").read_text()
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.toml", "weights.safetensors"]
@@ -66,6 +116,10 @@ def test_save_and_load_round_trip(tmp_path, rnn_type: str) -> None:
 def test_unknown_rnn_type_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="rnn_type must be one of lstm, gru"):
         Config(model=ModelConfig(rnn_type="rnn")).check()
+    with pytest.raises(ConfigError, match="stem must be one of strided, pooled"):
+        Config(model=ModelConfig(stem="dilated")).check()
+    with pytest.raises(ConfigError, match="rnn_layout must be one of bidirectional, alternating"):
+        Config(model=ModelConfig(rnn_layout="stacked")).check()
 
 
 def test_model_errors_name_the_problem(tmp_path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from basecall.chunker import pad_signal
 from basecall.config import ALPHABET, BasecallerConfig
 from basecall.decoder import greedy
 from basecall.errors import ConfigError
@@ -43,8 +44,7 @@ def whole_read_sequence(model: torch.nn.Module, read: Read) -> str:
     from basecall.signal import normalise
 
     signal = normalise(read.signal_pa)
-    padded = np.zeros(-(-len(signal) // model.stride) * model.stride, np.float32)
-    padded[: len(signal)] = signal
+    padded = pad_signal(signal, -(-len(signal) // model.stride) * model.stride)
     moves, bases, _ = greedy(model(torch.from_numpy(padded)[None, None]))
     m = moves[0].numpy().astype(bool)
     return "".join(ALPHABET[b] for b in bases[0].numpy()[m])
@@ -67,6 +67,49 @@ def test_pipeline_equals_decoding_each_whole_read(chunksize: int, overlap: int, 
         assert len(called.moves) == -(-read.n_samples // model.stride)
         assert called.sequence == whole_read_sequence(model, read)
         assert len(called.qualities) == len(called.sequence)
+
+
+class EdgeBlindModel(LocalModel):
+    """LocalModel, except that the first and last `edge` timesteps of every input it sees are called confidently as
+    A, C, G counting from the edge: like a real network at a chunk's edges, where it lacks context on one side.
+
+    Stitching that keeps each chunk's middle (the overlap split at its midpoint) never uses those timesteps inside a
+    read, so with an overlap of at least 2 * edge + 2 timesteps the read's calls are those of the whole read at once.
+    Keeping a chunk up to its end, or taking the next chunk from its start, puts the wrong bases in the middle.
+    """
+
+    edge = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 1, L) → (L / stride, N, 5)
+        out = super().forward(x).clone()  # (T, N, 5)
+        for distance in range(self.edge):  # from the edge: A, C, G at either end
+            wrong = torch.nn.functional.one_hot(torch.tensor(1 + distance), 5).float().mul(20).log_softmax(-1)
+            out[distance] = out[-1 - distance] = wrong
+        return out
+
+
+def whole_read_calls(model: torch.nn.Module, read: Read) -> tuple[str, np.ndarray]:
+    """(sequence, moves) of the read decoded in one piece, padded to the stride as the chunker pads it."""
+    from basecall.signal import normalise
+
+    signal = normalise(read.signal_pa)
+    padded = pad_signal(signal, -(-len(signal) // model.stride) * model.stride)
+    moves, bases, _ = greedy(model(torch.from_numpy(padded)[None, None]))
+    m = moves[0].numpy().astype(bool)
+    return "".join(ALPHABET[b] for b in bases[0].numpy()[m]), moves[0].numpy()
+
+
+@pytest.mark.parametrize("chunksize, overlap", [(400, 80), (400, 32), (200, 100), (1000, 400), (120, 40)])
+def test_stitching_keeps_each_chunks_middle_for_a_model_with_edge_effects(chunksize: int, overlap: int) -> None:
+    model = EdgeBlindModel()
+    assert overlap // model.stride >= 2 * model.edge + 2
+    reads = [make_read(f"read{i}", n, seed=i) for i, n in enumerate([chunksize, 1001, 1234, 2001, 5000])]
+    config = BasecallerConfig(chunksize=chunksize, overlap=overlap, batch_size=4)
+    results = list(basecall_reads(model, reads, config))
+    for read, called in zip(reads, results, strict=True):
+        sequence, moves = whole_read_calls(model, read)
+        assert called.sequence == sequence, read.read_id
+        assert np.array_equal(called.moves, moves), read.read_id
 
 
 @pytest.mark.parametrize("chunk_threads", [1, 3])

@@ -15,7 +15,8 @@ from basecall.cli import cli
 from basecall.config import Config, ModelConfig
 from basecall.decoder import calibrate_qualities, greedy, make_decoder
 from basecall.errors import ConfigError
-from basecall.evaluate import Evaluator, quality_calibration
+from basecall.evaluate import Evaluator
+from basecall.qscores import quality_calibration
 
 
 @pytest.fixture(scope="module")

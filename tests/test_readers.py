@@ -1,6 +1,6 @@
 """The readers (`basecall.readers.open_reads`) on files we write ourselves and on real pod5 / fast5 files.
 
-Synthetic files come from `basecall.simulate` (real pod5 / HDF5 files, so these run on a fresh clone); real files from
+Synthetic files come from `basecall.rawfiles` (real pod5 / HDF5 files, so these run on a fresh clone); real files from
 ../shared/data through `shared_data` (skipped without it, failing under CI=true). The key check converts real
 multi-read fast5 files to pod5 with ONT's own `pod5 convert fast5` and requires both to read back identically.
 """
@@ -20,11 +20,11 @@ import pytest
 
 from basecall.readers import open_reads
 from basecall.records import Failure, Read
-from basecall.simulate import VBZ_FILTER, random_reads, write_fast5, write_pod5
+from basecall.rawfiles import VBZ_FILTER, random_reads, write_fast5, write_pod5
 from tests.conftest import shared_data
 
 METADATA = ("run_id", "channel", "start_sample", "read_number", "sample_rate_hz", "acquisition_start",
-            "flow_cell_id", "sequencing_kit")  # fmt: skip
+            "flow_cell_id", "sequencing_kit", "flow_cell_product_code")  # fmt: skip
 
 
 def read_all(paths: Iterable[str | Path], **kwargs) -> tuple[list[Read], list[Failure]]:
@@ -111,7 +111,7 @@ def test_round_trip(tmp_path: Path, fmt: str):
 
 def test_round_trip_keeps_unknown_metadata_unknown(tmp_path: Path):
     """None for acquisition start, flow cell and kit come back as None (pod5 stores the epoch and '')."""
-    unknown = {"acquisition_start": None, "flow_cell_id": None, "sequencing_kit": None}
+    unknown = {"acquisition_start": None, "flow_cell_id": None, "sequencing_kit": None, "flow_cell_product_code": None}
     reads = [replace(read, **unknown) for read in random_reads(2, seed=5)]
     for target in (write_pod5(reads, tmp_path / "r.pod5"), write_fast5(reads, tmp_path / "r.fast5")):
         got, failures = read_all([target])

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 
 from basecall.cli import cli
 from basecall.records import Calibration, Failure
-from basecall.simulate import random_reads, write_fast5, write_pod5
+from basecall.rawfiles import random_reads, write_fast5, write_pod5
 from basecall.writers.summary import COLUMNS
 from tests.conftest import shared_data
 
@@ -35,14 +36,17 @@ def summary_rows(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def fastq_records(path: Path) -> dict[str, str]:
-    """read id → sequence, asserting each id once (parsed by a real FASTQ parser, or pysam for SAM/BAM)."""
+def fastq_records(path: Path) -> dict[str, tuple[str, str]]:
+    """read id → (sequence, qualities), each id once (parsed by a real FASTQ parser, or pysam for SAM/BAM)."""
     if path.suffix in (".sam", ".bam"):
         with pysam.AlignmentFile(str(path), check_sq=False) as records:
-            pairs = [(record.query_name, record.query_sequence) for record in records.fetch(until_eof=True)]
+            pairs = [
+                (record.query_name, (record.query_sequence, pysam.qualities_to_qualitystring(record.query_qualities)))
+                for record in records.fetch(until_eof=True)
+            ]
     else:
         with dnaio.open(path) as records:
-            pairs = [(record.id, record.sequence) for record in records]
+            pairs = [(record.id, (record.sequence, record.qualities)) for record in records]
     assert len({read_id for read_id, _ in pairs}) == len(pairs), "a read is in the FASTQ twice"
     return dict(pairs)
 
@@ -168,12 +172,29 @@ def test_strict_stops_at_the_first_failure(tmp_path: Path, tiny_model_dir: Path)
 # ---------------------------------------------------------------------------------------------------- kill and resume
 
 
+_children: list[subprocess.Popen] = []  # runs started by run_basecaller, stopped by _no_run_left_behind
+
+
 def run_basecaller(model: Path, inputs: list[str], out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "basecall", "basecaller", "-m", str(model), *inputs, "-o", str(out), "-q", *extra]
-    return subprocess.Popen(
+    process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
     )
+    _children.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_behind() -> Iterator[None]:
+    """A test that fails while its run goes on (an assertion, a wait that timed out) must not leave the run behind,
+    nor its stderr pipe unread: one such run was found alive 30 minutes after its test."""
+    yield
+    while _children:
+        process = _children.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
 
 
 def _default_sigint() -> None:
@@ -193,11 +214,11 @@ def wait_for_records(out: Path, process: subprocess.Popen, at_least: int) -> Non
 
 @pytest.fixture(scope="module")
 def many_reads(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """200 simulated reads in 4 files (pod5 and fast5), so a run lasts long enough to be killed part way."""
+    """120 simulated reads in 4 files (pod5 and fast5), so a run lasts long enough to be killed part way."""
     folder = tmp_path_factory.mktemp("many")
-    reads = random_reads(200, seed=21)
+    reads = random_reads(120, seed=21)
     for i in range(4):
-        part = reads[i * 50 : (i + 1) * 50]
+        part = reads[i * 30 : (i + 1) * 30]
         if i % 2:
             write_fast5(part, folder / f"part{i}.fast5", compression="vbz")
         else:
@@ -206,12 +227,16 @@ def many_reads(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(many_reads: list[str], tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def uninterrupted(many_reads: list[str], calling_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The records of a run that was not stopped: calls of a trained model, each read's own (`calling_model_dir`), so
+    a resumed run that pairs a record with another read, or keeps a stale one, differs from them."""
     out = tmp_path_factory.mktemp("whole") / "calls.fastq"
-    process = run_basecaller(tiny_model_dir, many_reads, out)
+    process = run_basecaller(calling_model_dir, many_reads, out)
     assert process.wait() == 0, process.stderr.read()
     rows = summary_rows(out.with_name("calls.summary.tsv"))
-    return {"fastq": fastq_records(out), "summary": sorted((row["read_id"], row["status"]) for row in rows)}
+    records = fastq_records(out)
+    assert len({sequence for sequence, _ in records.values()}) == len(records) == 120  # every call its own
+    return {"fastq": records, "summary": sorted((row["read_id"], row["status"]) for row in rows)}
 
 
 @pytest.mark.parametrize(
@@ -222,30 +247,30 @@ def uninterrupted(many_reads: list[str], tiny_model_dir: Path, tmp_path_factory:
     ],
 )  # fmt: skip
 def test_sigkill_then_resume_gives_the_uninterrupted_read_set(
-    tmp_path: Path, many_reads: list[str], tiny_model_dir: Path, uninterrupted: dict, suffix: str,
+    tmp_path: Path, many_reads: list[str], calling_model_dir: Path, uninterrupted: dict, suffix: str,
     kill_after_bytes: int | None,
 ) -> None:  # fmt: skip
     out = tmp_path / f"calls{suffix}"
-    process = run_basecaller(tiny_model_dir, many_reads, out)
+    process = run_basecaller(calling_model_dir, many_reads, out)
     if kill_after_bytes is None:
         assert process.wait() == 0
     else:
         wait_for_records(out, process, kill_after_bytes)
         process.send_signal(signal.SIGKILL)
         process.wait()
-    resumed = run_basecaller(tiny_model_dir, many_reads, out, "--resume")
+    resumed = run_basecaller(calling_model_dir, many_reads, out, "--resume")
     assert resumed.wait() == 0, resumed.stderr.read()
-    assert fastq_records(out) == uninterrupted["fastq"]  # same read ids, each once, same sequences
+    assert fastq_records(out) == uninterrupted["fastq"]  # same read ids, each once, same sequences and qualities
     rows = summary_rows(tmp_path / "calls.summary.tsv")
     assert sorted((row["read_id"], row["status"]) for row in rows) == uninterrupted["summary"]
 
 
 @pytest.mark.parametrize("suffix", [".fastq.gz", ".bam"])
 def test_ctrl_c_exits_130_and_resumes(
-    tmp_path: Path, many_reads: list[str], tiny_model_dir: Path, uninterrupted: dict, suffix: str
+    tmp_path: Path, many_reads: list[str], calling_model_dir: Path, uninterrupted: dict, suffix: str
 ) -> None:
     out = tmp_path / f"calls{suffix}"
-    process = run_basecaller(tiny_model_dir, many_reads, out, "--batch-size", "1")  # slower: Ctrl-C lands mid-run
+    process = run_basecaller(calling_model_dir, many_reads, out, "--batch-size", "1")  # slower: Ctrl-C lands mid-run
     header_bytes = len("\t".join(COLUMNS)) + 1
     wait_for_records(tmp_path / "calls.summary.tsv", process, header_bytes + 1)  # a first read is done (a BAM only
     process.send_signal(signal.SIGINT)  # shows bytes once a compressed block fills, so its size says nothing yet)
@@ -253,8 +278,8 @@ def test_ctrl_c_exits_130_and_resumes(
     assert "--resume" in process.stderr.read()
     partial = fastq_records(out)
     assert partial and len(partial) < len(uninterrupted["fastq"])  # stopped part way, with whole records only
-    assert all(uninterrupted["fastq"][read_id] == sequence for read_id, sequence in partial.items())
-    resumed = run_basecaller(tiny_model_dir, many_reads, out, "--resume")
+    assert all(uninterrupted["fastq"][read_id] == record for read_id, record in partial.items())
+    resumed = run_basecaller(calling_model_dir, many_reads, out, "--resume")
     assert resumed.wait() == 0
     assert fastq_records(out) == uninterrupted["fastq"]
 
@@ -262,6 +287,21 @@ def test_ctrl_c_exits_130_and_resumes(
 def test_resume_needs_an_output_file(tiny_model_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["basecaller", "-m", str(tiny_model_dir), str(tmp_path), "--resume"])
     assert result.exit_code == 2 and "--resume needs an output file" in result.output
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal masks from /proc (Linux)")
+def test_reader_workers_leave_ctrl_c_to_the_run() -> None:
+    """Ctrl-C in a terminal reaches the whole process group: a reader worker must not take it, not even while it
+    starts (one interrupted in its imports printed a traceback); the run stops its workers itself. In a fresh process,
+    as a run is: the first worker also starts multiprocessing's resource tracker, which unblocked SIGINT for it."""
+    code = (
+        "import re; from basecall.readers.worker import _Worker\n"
+        "workers = [_Worker(None), _Worker(None)]\n"
+        "for w in workers: print(re.search(r'SigBlk:\\s*(\\w+)', open(f'/proc/{w.process.pid}/status').read())[1])\n"
+        "for w in workers: w.stop()"
+    )
+    masks = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert len(masks) == 2 and all(int(mask, 16) & (1 << (signal.SIGINT - 1)) for mask in masks)
 
 
 @pytest.mark.parametrize("processes", [1, 3])

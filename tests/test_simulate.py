@@ -18,19 +18,16 @@ from basecall.cli import cli
 from basecall.errors import ConfigError, ExitCode, InputError
 from basecall.readers import open_reads
 from basecall.records import Read
+from basecall.sequence import BASES as ALPHABET
+from basecall.sequence import decode, encode, read_fasta, reverse_complement
 from basecall.simulate import (
-    ALPHABET,
     CHEMISTRIES,
     PoreModel,
     SignalModel,
     chemistry_for,
-    decode,
-    encode,
     kmer_index,
     load_pore_model,
     low_pass,
-    read_fasta,
-    reverse_complement,
     sample_dwells,
     sample_fragment,
     sequence_to_signal,
@@ -235,7 +232,7 @@ def test_labels_are_taiyaki_mapped_signal_v8_consistent_with_the_reads(simulated
             dacs, reference, ref_to_signal = (group[name][()] for name in ("Dacs", "Reference", "Ref_to_signal"))
             assert (dacs.dtype, reference.dtype, ref_to_signal.dtype) == (np.int16, np.int16, np.int32)
             np.testing.assert_array_equal(dacs, want.read.signal)
-            assert decode(reference) == want.sequence
+            assert decode(reference + 1) == want.sequence  # Taiyaki: 0-3 = ACGT
             assert ref_to_signal.shape == (len(want.sequence) + 1,)
             assert ref_to_signal[0] == 0 and ref_to_signal[-1] == dacs.size and (np.diff(ref_to_signal) > 0).all()
             assert attrs["read_id"] == read_id
@@ -291,7 +288,7 @@ def test_cli_simulates_a_random_genome_reproducibly(tmp_path: Path, table_path: 
 
 def test_cli_errors_are_one_line(tmp_path: Path, table_path: Path, reference) -> None:
     fasta = tmp_path / "ref.fa"
-    args = ["simulate", "--pore-model", str(table_path), "--out", str(tmp_path / "out")]
+    args = ["simulate", "--pore-model", str(table_path), "-o", str(tmp_path / "out")]
     both = CliRunner().invoke(cli, [*args, "--reference", str(fasta), "--random-genome-length", "100"])
     neither = CliRunner().invoke(cli, args)
     for result in (both, neither):
@@ -302,7 +299,10 @@ def test_cli_errors_are_one_line(tmp_path: Path, table_path: Path, reference) ->
         )
     fasta.write_text("not a fasta\n")
     result = CliRunner().invoke(cli, [*args, "--reference", str(fasta)])
-    assert result.exit_code == ExitCode.ERROR and "no FASTA records" in result.output
+    assert result.exit_code == ExitCode.ERROR and "ref.fa: not a FASTA file: " in result.output
+    fasta.write_text(">empty\n")
+    result = CliRunner().invoke(cli, [*args, "--reference", str(fasta)])
+    assert result.exit_code == ExitCode.ERROR and "ref.fa: no FASTA records with sequence" in result.output
 
 
 # --- real pore models and files -----------------------------------------------------------------------------------

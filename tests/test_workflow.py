@@ -51,20 +51,23 @@ def fastq_records(path: Path) -> list[tuple[str, str, str]]:
 @pytest.mark.shared_data
 @pytest.mark.parametrize("calls_format", ["fastq", "bam"])
 def test_sharded_calls_merge_into_one_runs_calls(
-    reads: Path, tmp_path: Path, tiny_model_dir: Path, calls_format: str
+    reads: Path, tmp_path: Path, calling_model_dir: Path, calls_format: str
 ) -> None:
+    """With a trained model's calls (each read's own: `calling_model_dir`), so records merged out of order or paired
+    with the wrong read show."""
     out, suffix = tmp_path / "out", ".bam" if calls_format == "bam" else ".fastq.gz"
-    config = {"inputs": [str(reads)], "model": str(tiny_model_dir), "shards": 3, "outdir": str(out)}
+    config = {"inputs": [str(reads)], "model": str(calling_model_dir), "shards": 3, "outdir": str(out)}
     result = run_workflow(tmp_path, **config, format=calls_format)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((out / "shards").glob(f"*{suffix}"))) == 3
 
     single = tmp_path / f"single{suffix}"
-    command = [BIN / "basecall", "basecaller", "--model", tiny_model_dir, reads, "-o", single, "-q"]
+    command = [BIN / "basecall", "basecaller", "--model", calling_model_dir, reads, "-o", single, "-q"]
     assert subprocess.run(command, check=False, env=ENV, capture_output=True).returncode == 3  # broken.pod5 failed
 
     merged = fastq_records(out / f"calls{suffix}")  # three gzip members (or BAM shards), one after another
     assert merged and merged == fastq_records(single)  # same reads, sequences, qualities and order
+    assert len({sequence for _, sequence, _ in merged}) == len(merged)  # every read its own call
 
     summary = (out / "calls.summary.tsv").read_text()
     assert summary == (tmp_path / "single.summary.tsv").read_text()

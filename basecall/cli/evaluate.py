@@ -14,7 +14,8 @@ from basecall.cli import configure_logging, logging_options
 from basecall.errors import InputError
 
 if TYPE_CHECKING:
-    from basecall.evaluate import QualityCalibration, Summary
+    from basecall.evaluate import Summary
+    from basecall.qscores import QualityCalibration
 
 log = logging.getLogger("basecall.cli")
 
@@ -22,15 +23,15 @@ log = logging.getLogger("basecall.cli")
 @click.command()
 @click.argument("calls", required=False)
 @click.option("-r", "--reference", required=True, metavar="FASTA", help="Reference sequences (FASTA, gzip or not).")
-@click.option("--compare", "other", metavar="OTHER", help="A second call set to evaluate beside CALLS.")
+@click.option("--compare", "other", metavar="OTHER", help="A second call set to evaluate beside CALLS. [default: none]")
 @click.option(
     "--from-fast5", "fast5", metavar="PATH",
     help="Evaluate the calls stored in fast5 files (a file or folder; e.g. Guppy's): the comparison set when CALLS is "
-    "given, else the only set.",
+    "given, else the only set. [default: none]",
 )  # fmt: skip
-@click.option("--save-stored", metavar="FASTQ", help="Also write the --from-fast5 calls as FASTQ ('.gz' compresses).")
-@click.option("-o", "--output", "tsv", metavar="TSV", help="Per-read TSV: every read, mapped or not.")
-@click.option("--json", "json_path", metavar="PATH", help="Summaries as JSON.")
+@click.option("--save-stored", metavar="PATH", help="Also write the --from-fast5 calls as FASTQ ('.gz' compresses). [default: not written]")
+@click.option("-o", "--output", "tsv", metavar="PATH", help="Per-read TSV: every read, mapped or not. [default: not written]")
+@click.option("--json", "json_path", metavar="PATH", help="Summaries as JSON. [default: not written]")
 @click.option("--qscores", is_flag=True, help="Also compare CALLS' per-base qualities (FASTQ) with the errors seen in the alignments: a table by predicted Phred and the qscale/qbias that calibrate them.")
 @click.option(
     "--preset", type=click.Choice(["auto", "map-ont", "sensitive"]), default="auto", show_default=True,
@@ -49,7 +50,7 @@ def evaluate(
     qscores: bool,
     preset: str,
     quiet: bool,
-    verbose: bool,
+    verbose: int,
     debug: bool,
 ) -> None:
     """Align basecalls to a reference and report read identity and error rates.
@@ -109,9 +110,9 @@ def evaluate(
 def _qscore_calibration(calls: str, evaluator) -> QualityCalibration:
     """Per-base predicted vs observed Phred for the mapped reads of a FASTQ; prints the table."""
     import dnaio
-    import numpy as np
 
-    from basecall.evaluate import quality_calibration
+    from basecall.qscores import quality_calibration
+    from basecall.sequence import quality_values
 
     def pairs():
         with dnaio.open(calls) as records:
@@ -120,7 +121,7 @@ def _qscore_calibration(calls: str, evaluator) -> QualityCalibration:
                     raise InputError(f"{calls}: --qscores needs FASTQ (per-base qualities), not FASTA")
                 errors = evaluator.base_errors(record.sequence)
                 if errors is not None:
-                    yield np.frombuffer(record.qualities.encode(), np.uint8) - 33, errors
+                    yield quality_values(record.qualities), errors
 
     calibration = quality_calibration(pairs())
     click.echo(f"\nper-base qualities of {calls} (mapped reads; errors = mismatches + insertions)")
@@ -164,7 +165,7 @@ def _labels(paths: list[str], fast5: str | None) -> list[str]:
 
 
 def _stored_records(fast5: str, save_stored: str | None) -> list[tuple[str, str]]:
-    from basecall.evaluate import stored_calls, write_fastq
+    from basecall.stored_calls import stored_calls, write_fastq
 
     stored = list(stored_calls([fast5]))
     if not stored:

@@ -122,7 +122,7 @@ def checked(read: Read) -> Read:
         raise ValueError(f"impossible sample rate {read.sample_rate_hz:g} Hz")
     if not read.read_id.isascii() or not read.read_id.isprintable() or len(read.read_id.split()) != 1:
         raise ValueError(f"read id {read.read_id!r} is not one printable ASCII word (it goes into FASTQ headers)")
-    for name in ("run_id", "flow_cell_id", "sequencing_kit"):
+    for name in ("run_id", "flow_cell_id", "sequencing_kit", "flow_cell_product_code"):
         text = getattr(read, name) or ""
         try:
             text.encode()

@@ -14,6 +14,7 @@ import numpy as np
 
 from basecall.errors import one_line
 from basecall.readers import checked
+from basecall.readers.fast5 import flow_cell_product_code
 from basecall.records import Calibration, Failure, Read
 
 
@@ -68,5 +69,7 @@ def _to_read(record, path: Path) -> Read:
         acquisition_start=_known_time(run_info.acquisition_start_time),
         flow_cell_id=run_info.flow_cell_id or None,
         sequencing_kit=run_info.sequencing_kit or None,
+        flow_cell_product_code=run_info.flow_cell_product_code
+        or flow_cell_product_code(run_info.tracking_id, run_info.context_tags),
     )
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from basecall.errors import one_line
 from basecall.readers import checked
-from basecall.readers.fast5 import parse_time
+from basecall.readers.fast5 import flow_cell_product_code, parse_time
 from basecall.records import Calibration, Failure, Read
 
 
@@ -99,7 +99,9 @@ def _check_opens(path: Path, library: str) -> None:
     slow5lib.slow5_close(handle)
 
 
-HEADER_FIELDS = ("run_id", "exp_start_time", "flow_cell_id", "sequencing_kit")
+HEADER_FIELDS = (
+    "run_id", "exp_start_time", "flow_cell_id", "sequencing_kit", "flow_cell_product_code", "flowcell_type"
+)  # fmt: skip
 
 
 def _header(handle, read_group: int) -> dict[str, str]:
@@ -122,4 +124,5 @@ def _to_read(record: dict, header: dict, path: Path) -> Read:
         acquisition_start=parse_time(header.get("exp_start_time")),
         flow_cell_id=header.get("flow_cell_id") or None,
         sequencing_kit=header.get("sequencing_kit") or None,
+        flow_cell_product_code=flow_cell_product_code(header, header),  # the header holds tracking_id and context_tags
     )

@@ -5,16 +5,19 @@ no Python code can catch those. A worker reads one file at a time and sends each
 a pipe. If it dies, the rest of that file is one Failure naming the signal; if it sends nothing for `timeout_s`, it
 is killed and the file fails as hung. A new worker then carries on with the next file. Several workers can read
 several files at once (a GPU run needs more than one core's worth of reading); their reads still come out in file
-order.
+order. What a worker logs (`basecall.*`) is sent back too and logged by the parent.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 import time
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -24,26 +27,61 @@ _DONE = "done"
 HANG_SECONDS = 300.0  # nothing from the worker for this long: the file is declared hung
 
 
-def _serve(connection, read_ids: Collection[str] | None) -> None:
+def _serve(connection, read_ids: Collection[str] | None, log_level: int) -> None:
     from basecall.readers import read_file
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops this worker
+    _forward_logs(connection, log_level)
     try:
         while True:
             path = connection.recv()
             for item in read_file(Path(path), read_ids):
                 connection.send(item)
             connection.send(_DONE)
-    except (EOFError, BrokenPipeError):
+    except (EOFError, ConnectionError):  # ConnectionError: BrokenPipeError, or ConnectionResetError mid-message
         return  # the parent has gone
+
+
+class _LogSender(logging.Handler):
+    """Sends each log record, its message formatted, to the parent."""
+
+    def __init__(self, connection):
+        super().__init__()
+        self.connection = connection
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args, record.exc_info, record.exc_text = record.getMessage(), None, None, None
+        self.connection.send(record)
+
+
+def _forward_logs(connection, level: int) -> None:
+    """In a worker: send what `basecall.*` logs at `level` (the parent's) or above to the parent."""
+    root = logging.getLogger("basecall")
+    root.handlers[:] = [_LogSender(connection)]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread, so a process started here inherits it blocked."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _Worker:
     def __init__(self, read_ids: Collection[str] | None):
         context = multiprocessing.get_context("spawn")  # no fork: the parent has threads and torch
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, read_ids), daemon=True, name="basecall-reader")
-        self.process.start()
+        level = logging.getLogger("basecall").getEffectiveLevel()
+        self.process = context.Process(
+            target=_serve, args=(child, read_ids, level), daemon=True, name="basecall-reader"
+        )
+        resource_tracker.ensure_running()  # now: started inside start(), it would unblock SIGINT there
+        with _sigint_blocked():  # Ctrl-C (sent to the whole process group) is the parent's to handle, from the start:
+            self.process.start()  # a worker interrupted while it imports would print a traceback; the parent stops it
         child.close()
 
     def stop(self) -> None:
@@ -145,6 +183,9 @@ class _Job:
             return
         if item == _DONE:
             self.finished = True
+            return
+        if isinstance(item, logging.LogRecord):
+            logging.getLogger(item.name).handle(item)
             return
         self.n_reads += isinstance(item, Read)
         self.ahead += item.n_samples if isinstance(item, Read) else 0

@@ -28,8 +28,11 @@ import vbz_h5py_plugin  # noqa: F401  (registers the VBZ HDF5 filter)
 
 from basecall.atomic import atomic_path
 from basecall.errors import InputError, one_line
+from basecall.readers import SUFFIXES as READ_SUFFIXES
+from basecall.readers import read_file
 from basecall.readers.pod5 import read_pod5
-from basecall.records import Calibration, Failure
+from basecall.records import Calibration, Failure, Read
+from basecall.sequence import decode, encode, read_fasta, reverse_complement_codes
 from basecall.signal import normalise
 
 if TYPE_CHECKING:
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAMPLES_PER_BASE = 9.0  # R9.4.1 at 4 kHz, ≈ 450 bases/s; used to drop chunks of stalled or skipped signal
+# R10.4.1 at 400 bases/s (10 samples per base at 4 kHz, 12.5 at 5 kHz: 400 or 320 bases per 4,000-sample chunk) is well
+# inside the kept range (89-889 bases per chunk) too: of the 514 chunks of the 28 labelled R10.4.1 reads in
+# ../shared/data one is dropped (36 bases: a stall).
 
 
 @dataclass(frozen=True)
@@ -52,16 +58,18 @@ class LabelledRead:
 
     @property
     def sequence(self) -> str:
-        return np.frombuffer(b"NACGT", np.uint8)[self.reference].tobytes().decode()
+        return decode(self.reference)
 
 
 @dataclass
 class ChunkSet:
-    """Training chunks: normalised signal windows and their reference bases."""
+    """Training chunks: normalised signal windows and their reference bases (and, from a teacher of the model's
+    stride, its posteriors at each timestep)."""
 
     chunks: np.ndarray  # (N, chunksize) float32
     references: np.ndarray  # (N, max_len) uint8, 1-4 = ACGT, 0-padded
     lengths: np.ndarray  # (N,) int64 number of bases of each chunk
+    posteriors: np.ndarray | None = None  # (N, chunksize / stride, 5) float16 teacher probabilities; rows of 0: none
 
     def __len__(self) -> int:
         return int(self.chunks.shape[0])
@@ -72,6 +80,7 @@ class ChunkSet:
         arrays = {
             "references.npy": self.references,  # (N, max_len) uint8
             "reference_lengths.npy": self.lengths,  # (N,) int64
+            **({} if self.posteriors is None else {"posteriors.npy": self.posteriors}),  # (N, T', 5) float16
             "chunks.npy": self.chunks,  # (N, chunksize) float32
         }
         try:
@@ -90,25 +99,38 @@ class ChunkSet:
             chunks = np.load(directory / "chunks.npy").astype(np.float32, copy=False)
             references = np.load(directory / "references.npy").astype(np.uint8, copy=False)
             lengths = np.load(directory / "reference_lengths.npy").astype(np.int64, copy=False)
+            posteriors = np.load(directory / "posteriors.npy") if (directory / "posteriors.npy").exists() else None
         except (OSError, ValueError) as e:
             raise InputError(f"{directory}: not a chunk folder (chunks.npy, references.npy, reference_lengths.npy): {one_line(e)}") from e
-        if not (len(chunks) == len(references) == len(lengths)):
-            raise InputError(f"{directory}: chunks, references and lengths have different counts")
-        return cls(chunks, references, lengths)
+        if not (len(chunks) == len(references) == len(lengths) == len(chunks if posteriors is None else posteriors)):
+            raise InputError(f"{directory}: chunks, references, lengths (and posteriors) have different counts")
+        return cls(chunks, references, lengths, posteriors)
 
     @classmethod
     def concatenate(cls, sets: Iterable[ChunkSet]) -> ChunkSet:
+        """One set of all the chunks; where only some sets have posteriors, the others' rows get zeros (none)."""
         sets = [s for s in sets if len(s)]
         if not sets:
             raise InputError("no training chunks")
         width = max(s.references.shape[1] for s in sets)
         refs = [np.pad(s.references, ((0, 0), (0, width - s.references.shape[1]))) for s in sets]
+        shapes = {s.posteriors.shape[1:] for s in sets if s.posteriors is not None}
+        if len(shapes) > 1:
+            raise InputError(f"teacher posteriors of different shapes: {sorted(shapes)}")
+        posteriors = None
+        if shapes:
+            shape = shapes.pop()
+            posteriors = np.concatenate(
+                [s.posteriors if s.posteriors is not None else np.zeros((len(s), *shape), np.float16) for s in sets]
+            )
         return cls(
-            np.concatenate([s.chunks for s in sets]), np.concatenate(refs), np.concatenate([s.lengths for s in sets])
-        )
+            np.concatenate([s.chunks for s in sets]), np.concatenate(refs), np.concatenate([s.lengths for s in sets]),
+            posteriors,
+        )  # fmt: skip
 
     def subset(self, index: np.ndarray) -> ChunkSet:
-        return ChunkSet(self.chunks[index], self.references[index], self.lengths[index])
+        posteriors = None if self.posteriors is None else self.posteriors[index]
+        return ChunkSet(self.chunks[index], self.references[index], self.lengths[index], posteriors)
 
 
 def read_tombo(path: Path) -> Iterator[LabelledRead]:
@@ -169,11 +191,9 @@ def _clean_id(value: object) -> str:
     return text.removeprefix("b'").removesuffix("'")  # remora's file stores repr(bytes)
 
 
-def _encode(bases: bytes) -> np.ndarray:
-    """b"ACGT..." → (n_bases,) uint8 1-4."""
-    table = np.zeros(256, np.uint8)
-    table[np.frombuffer(b"ACGT", np.uint8)] = [1, 2, 3, 4]
-    codes = table[np.frombuffer(bases, np.uint8)]
+def _encode(bases: str | bytes) -> np.ndarray:
+    """Bases → (n_bases,) uint8 1-4 (`basecall.sequence.encode`); InputError for any base other than ACGT."""
+    codes = encode(bases)
     if not codes.all():
         raise InputError("reference has bases other than A, C, G, T")
     return codes
@@ -196,21 +216,21 @@ _MATCH, _QUERY_ONLY, _REFERENCE_ONLY = (0, 7, 8), (1, 4, 5), (2, 3)  # CIGAR M =
 def read_bam(path: Path, pod5_files: Sequence[Path], reference: Path | None = None) -> Iterator[LabelledRead]:
     """Dorado reads aligned with move tables (mv, ts, ns tags), labelled with the reference they align to.
 
-    Only primary alignments are used. The reference bases come from `reference` (FASTA, indexed or in a writable
-    folder) if given, else from each record's SEQ, CIGAR and MD tag; they are put in signal order (reverse-complemented
-    for reverse-strand alignments). The signal is looked up by read id (the parent id ``pi`` for split reads) in
-    `pod5_files`.
+    Only primary alignments are used. The reference bases come from `reference` (FASTA, plain or compressed,
+    read into memory) if given, else from each record's SEQ, CIGAR and MD tag; they are put in signal order
+    (reverse-complemented for reverse-strand alignments). The signal is looked up by read id (the parent id ``pi``
+    for split reads) in `pod5_files`.
     """
     import pysam
 
-    fasta = _open_fasta(reference) if reference is not None else None
+    fasta = read_fasta(reference) if reference is not None else None
     pending: dict[str, list[_Alignment]] = {}  # pod5 read id → the alignments that take their signal from it
     skipped: Counter[str] = Counter()
     try:
         with pysam.AlignmentFile(str(path), check_sq=False) as bam:
             for record in bam:
                 try:
-                    aligned = _alignment(record, fasta)
+                    aligned = _alignment(record, fasta, reference)
                 except _Skip as e:
                     skipped[str(e)] += 1
                     continue
@@ -244,17 +264,9 @@ class _Skip(Exception):
     """A BAM record that gives no labels (the message says why; counted, not fatal)."""
 
 
-def _open_fasta(path: Path) -> pysam.FastaFile:
-    import pysam
-
-    try:
-        return pysam.FastaFile(str(path))
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot open the reference FASTA (or write its .fai index): {one_line(e)}") from e
-
-
-def _alignment(record: pysam.AlignedSegment, fasta: pysam.FastaFile | None) -> _Alignment:
-    """The reference bases a primary alignment covers and the signal position of each, both in signal order."""
+def _alignment(record: pysam.AlignedSegment, fasta: dict[str, str] | None, fasta_path: Path | None) -> _Alignment:
+    """The reference bases a primary alignment covers and the signal position of each, both in signal order.
+    `fasta`: the reference's sequences by contig (read from `fasta_path`), or None to use the MD tags."""
     if record.is_unmapped or record.is_secondary or record.is_supplementary:
         raise _Skip("unmapped, secondary or supplementary")
     if not record.has_tag("mv"):
@@ -264,18 +276,18 @@ def _alignment(record: pysam.AlignedSegment, fasta: pysam.FastaFile | None) -> _
     if int(moves.sum()) != record.infer_read_length():
         raise _Skip("whose move table does not match the read length")
     if fasta is not None:
-        forward = _fetch(fasta, record)
+        forward = _fetch(fasta, record, fasta_path)
     elif record.has_tag("MD"):
         forward = record.get_reference_sequence()
     else:
         raise InputError(f"read {record.query_name} has no MD tag: give the reference FASTA or run samtools calmd")
     try:
-        reference = _encode(forward.upper().encode())  # (n_bases,) in reference order
+        reference = _encode(forward.upper())  # (n_bases,) in reference order
     except InputError as e:
         raise _Skip("whose reference has bases other than A, C, G, T") from e
     cigar = record.cigartuples
     if record.is_reverse:  # SEQ and CIGAR are stored along the reference; the signal reads the other strand
-        reference, cigar = (5 - reference)[::-1], cigar[::-1]  # 1-4 = ACGT: 5 - code is the complement
+        reference, cigar = reverse_complement_codes(reference), cigar[::-1]
     query_to_signal = int(record.get_tag("ts")) + stride * np.append(np.flatnonzero(moves), len(moves))
     return _Alignment(
         read_id=record.query_name,
@@ -286,14 +298,13 @@ def _alignment(record: pysam.AlignedSegment, fasta: pysam.FastaFile | None) -> _
     )
 
 
-def _fetch(fasta: pysam.FastaFile, record: pysam.AlignedSegment) -> str:
-    """The reference span of an alignment, from the FASTA."""
-    try:
-        forward = fasta.fetch(record.reference_name, record.reference_start, record.reference_end)
-    except KeyError as e:
-        raise InputError(f"{fasta.filename.decode()}: no contig {record.reference_name}") from e
+def _fetch(fasta: dict[str, str], record: pysam.AlignedSegment, path: Path) -> str:
+    """The reference span of an alignment, from the FASTA's sequences (`path` names the file in errors)."""
+    if record.reference_name not in fasta:
+        raise InputError(f"{path}: no contig {record.reference_name}")
+    forward = fasta[record.reference_name][record.reference_start : record.reference_end]
     if len(forward) != record.reference_length:
-        raise InputError(f"{fasta.filename.decode()}: {record.reference_name} is shorter than the BAM's alignments")
+        raise InputError(f"{path}: {record.reference_name} is shorter than the BAM's alignments")
     return forward
 
 
@@ -325,21 +336,23 @@ def _ref_to_signal(cigar: list[tuple[int, int]], query_to_signal: np.ndarray, n_
 
 
 def open_labelled(
-    paths: Iterable[str | Path], reference: str | Path | None = None
-) -> Iterator[LabelledRead | ChunkSet]:
+    paths: Iterable[str | Path], reference: str | Path | None = None, unlabelled: bool = False
+) -> Iterator[LabelledRead | ChunkSet | Read | Failure]:
     """Labelled reads (or prepared chunk sets) from files and folders of any supported source.
 
     A .bam (or .sam) of aligned Dorado calls takes its reads' signal from the .pod5 files given beside it in `paths`,
     directly or inside folders (as in ``remora dataset prepare reads.pod5 calls.bam``): ``["pod5_dir", "calls.bam"]``,
     or one folder holding both. `reference` is the FASTA the BAM was aligned to; without it the reference bases are
-    rebuilt from the records' MD tags.
+    rebuilt from the records' MD tags. With `unlabelled` (a teacher will label them), read files that carry no
+    labels (.pod5 without a BAM, .blow5/.slow5, fast5 without a Tombo resquiggle) yield their `Read`s (and Failures)
+    instead of being an error.
     """
     sources = [(path, _files(path)) for path in map(Path, paths)]
     listed = [file for _, files in sources for file in files or []]
     pod5_files = [file for file in listed if file.suffix.lower() == ".pod5"]
     alignments = [file for file in listed if file.suffix.lower() in (".bam", ".sam")]
-    if pod5_files and not alignments:
-        raise InputError(f"{pod5_files[0]}: pod5 has no labels; give the aligned BAM with move tables beside it")
+    if pod5_files and not alignments and not unlabelled:
+        raise InputError(f"{pod5_files[0]}: pod5 has no labels; give the aligned BAM with move tables beside it, or a --teacher")
     if alignments and not pod5_files:
         raise InputError(f"{alignments[0]}: give the pod5 files (or folders) with its reads' signal beside it")
     for path, files in sources:
@@ -348,15 +361,29 @@ def open_labelled(
         for file in files or []:
             suffix = file.suffix.lower()
             if suffix == ".fast5":
-                yield from read_tombo(file)
+                yield from _tombo_or_unlabelled(file, unlabelled)
             elif suffix in (".hdf5", ".h5"):
                 yield from read_taiyaki(file)
             elif suffix in (".bam", ".sam"):
                 yield from read_bam(file, pod5_files, None if reference is None else Path(reference))
+            elif unlabelled and suffix in READ_SUFFIXES and not (suffix == ".pod5" and alignments):
+                yield from read_file(file)
             elif suffix != ".pod5" and not path.is_dir():
                 raise InputError(
                     f"{file}: not a labelled-read file (Tombo .fast5, Taiyaki .hdf5, .bam with .pod5, chunk folder)"
                 )
+
+
+def _tombo_or_unlabelled(path: Path, unlabelled: bool) -> Iterator[LabelledRead | Read | Failure]:
+    """A Tombo-resquiggled fast5's labelled read; with `unlabelled`, any other fast5's reads."""
+    try:
+        labelled = list(read_tombo(path))
+    except InputError:
+        if not unlabelled:
+            raise
+        yield from read_file(path)
+        return
+    yield from labelled
 
 
 def _files(path: Path) -> list[Path] | None:

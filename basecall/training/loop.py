@@ -66,6 +66,18 @@ def ctc_loss(log_probs: torch.Tensor, references: torch.Tensor, lengths: torch.T
     )
 
 
+def teacher_divergence(log_probs: torch.Tensor, posteriors: torch.Tensor) -> torch.Tensor:
+    """Mean KL(teacher ‖ model) per timestep over the chunks that have teacher posteriors (rows of zeros: none).
+
+    log_probs (T, N, 5) the model's; posteriors (N, T, 5) the teacher's probabilities."""
+    teacher = posteriors.float().transpose(0, 1)  # (T, N, 5)
+    has = teacher.sum(dim=(0, 2)) > 0  # (N,)
+    if not has.any():
+        return log_probs.new_zeros(())
+    teacher, model = teacher[:, has], log_probs.float()[:, has]  # (T, n, 5)
+    return (teacher * (teacher.clamp(min=1e-6).log() - model)).sum(dim=-1).mean()
+
+
 @dataclass
 class TrainingData:
     """Labelled reads (re-chunked at a random offset each epoch) plus fixed prepared chunks."""
@@ -145,6 +157,9 @@ def train(
                 log_probs = network(x)  # (T, B, 5)
             references, lengths = (torch.from_numpy(a).to(device) for a in (batch.references, batch.lengths))
             loss = ctc_loss(log_probs, references, lengths)
+            if train_config.teacher_weight and batch.posteriors is not None:
+                posteriors = torch.from_numpy(batch.posteriors).to(device)  # (B, T', 5)
+                loss = loss + train_config.teacher_weight * teacher_divergence(log_probs, posteriors)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimiser)

@@ -25,14 +25,11 @@ import numpy as np
 from basecall.errors import InputError
 from basecall.evaluate import Evaluator, ReadAccuracy
 from basecall.records import CalledRead, Failure, Read
+from basecall.sequence import encode, reverse_complement_codes
 from basecall.signal import scaled_signal
 from basecall.training.data import ChunkSet, ctc_steps
 
 log = logging.getLogger(__name__)
-
-_CODES = np.zeros(256, np.uint8)  # ASCII → 1-4 = ACGT, 0 = anything else (N)
-_CODES[np.frombuffer(b"ACGTacgt", np.uint8)] = [1, 2, 3, 4, 1, 2, 3, 4]
-_COMPLEMENT = np.array([0, 4, 3, 2, 1], np.uint8)  # indexed by code: A↔T, C↔G, N stays 0
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ class AlignedCall:
             query_start=accuracy.query_start,
             query_end=accuracy.query_end,
             reverse=accuracy.strand == "-",
-            reference=_CODES[np.frombuffer(ref_segment.encode(), np.uint8)],
+            reference=encode(ref_segment),
             query_before=np.asarray(query_before, np.int64),
         )
 
@@ -66,7 +63,7 @@ class AlignedCall:
             lo, hi = first - self.query_start, last - self.query_start
         begin, end = np.searchsorted(self.query_before, [lo, hi])  # reference bases whose column is in [lo, hi)
         segment = self.reference[begin:end]
-        return _COMPLEMENT[segment[::-1]] if self.reverse else segment.copy()
+        return reverse_complement_codes(segment) if self.reverse else segment.copy()
 
 
 def chunk_labels(

@@ -37,7 +37,10 @@ def accuracy(result: ReadAccuracy, reference_length: int) -> float:
     return result.matches / (result.n_columns + left_out)
 
 
-def read_identity(config: Config, device: torch.device) -> Validate:
+def validation_metrics(config: Config, device: torch.device) -> Validate:
+    """A `Validate` that calls the reads with the real pipeline and aligns each call to its own label: median
+    accuracy (`accuracy`: what picks the best epoch), median identity and the mapped fraction."""
+
     def validate(model: torch.nn.Module, reads: list[LabelledRead]) -> dict[str, float]:
         inputs = [as_read(r, config.info.sample_rate_hz) for r in reads]
         truth = {r.read_id: r.sequence for r in reads}

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from basecall.records import CalledRead
+from basecall.sequence import quality_text
 from basecall.writers.output import RecordFile
+
+
+def format_fastq(header: str, sequence: str, quality: str) -> str:
+    """One FASTQ record from its header line (without the '@'), bases and quality line (Phred+33)."""
+    return f"@{header}\n{sequence}\n+\n{quality}\n"
 
 
 def fastq_record(called: CalledRead, model_name: str) -> str:
@@ -21,8 +27,7 @@ def fastq_record(called: CalledRead, model_name: str) -> str:
     }
     words = {key: printable_word(value) for key, value in tags.items() if value is not None}
     header = " ".join([read.read_id] + [f"{key}={word}" for key, word in words.items() if word])
-    qualities = (called.qualities + 33).tobytes().decode("ascii")
-    return f"@{header}\n{called.sequence}\n+\n{qualities}\n"
+    return format_fastq(header, called.sequence, quality_text(called.qualities))
 
 
 def printable_word(value: object) -> str:

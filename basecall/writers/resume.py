@@ -21,6 +21,7 @@ import dnaio
 from basecall.atomic import atomic_path
 from basecall.errors import InputError
 from basecall.writers.bam import is_sam_or_bam, write_mode
+from basecall.writers.fastq import format_fastq
 from basecall.writers.output import RecordFile
 from basecall.writers.summary import CALLED, COLUMNS, FILTERED, HEADER
 
@@ -74,7 +75,7 @@ def _keep_fastq(fastq: Path, statuses: dict[str, str] | None) -> set[str]:
                 read_id = record.id
                 if read_id not in kept and (statuses is None or statuses.get(read_id) == CALLED):
                     kept.add(read_id)
-                    out.write(f"@{record.name}\n{record.sequence}\n+\n{record.qualities}\n")
+                    out.write(format_fastq(record.name, record.sequence, record.qualities))
     log.info("resume: %s holds %d complete records", fastq, len(kept))
     return kept
 

@@ -10,7 +10,7 @@ Sets (from ../shared/data, see its README):
              to work); the R10.4.1 starter model saw 10 of them in training (benchmarks/recipes/r1041.sh): `--read-ids
              r1041=held_out.txt` scores the other 4
   r1041mod   14 R10.4.1 reads of a CpG-methylated sample (pod5, 4 kHz), same chr13 region, vs the reference (5mC is
-             scored as C)
+             scored as C); the starter trained on 10 of them: `--read-ids r1041mod=mod_held_out.txt` scores the other 4
   r1041chr4  1 R10.4.1 read (blow5, 4 kHz, 378 k samples) vs the 200 kb chr4 span it is said to come from: another
              region of the genome than the r1041 sets
   r1041_5khz 1 short R10.4.1 read (blow5, 5 kHz) vs its chr3 truth
@@ -115,6 +115,9 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, help="default: the model's")
     parser.add_argument("--read-ids", action="append", default=[], metavar="SET=FILE",
                         help="score only these reads of SET (one id a line), e.g. r1041=held_out.txt (repeatable)")
+    parser.add_argument("--preset", default="auto", choices=["auto", "map-ont", "sensitive"],
+                        help="minimap2 settings (auto: sensitive for reads under 2,000 bases); sensitive also maps "
+                             "long reads called at under ~0.75 identity, which map-ont often leaves unmapped")
     parser.add_argument("--simulated-reads", type=int, default=50)
     parser.add_argument("--simulated-signal", action="append", default=[], type=signal_fields, metavar="FIELD=VALUE,...",
                         help="also a simulated set with these SignalModel fields changed (repeatable)")
@@ -139,7 +142,7 @@ def main() -> None:
                 inputs, reference = [str(DATA / p) for p in parts], str(DATA / ref)
             calls, samples_per_s = basecall_set(args.model, inputs, args.device, args.beam_width, args.precision,
                                                 selected.get(name), chunksize=args.chunksize, overlap=args.overlap)
-            evaluator = Evaluator(reference)
+            evaluator = Evaluator(reference, args.preset)
             summaries = {"ours": summarise(evaluator.evaluate(i, s) for i, s in calls)}
             if has_incumbent:
                 stored = [(c.read_id, c.sequence) for c in stored_calls(inputs)]
@@ -148,7 +151,7 @@ def main() -> None:
             tables.append(f"== {name} ({len(calls)} reads called, {samples_per_s:,.0f} samples/s)\n{format_table(summaries)}")
             print(tables[-1], flush=True)
     result = {"model": args.model, "beam_width": args.beam_width, "precision": args.precision,
-              "read_ids": {name: sorted(ids) for name, ids in selected.items()},
+              "read_ids": {name: sorted(ids) for name, ids in selected.items()}, "preset": args.preset,
               "chunksize": args.chunksize, "overlap": args.overlap, "sets": report}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))

@@ -135,3 +135,22 @@ def test_bf16_forward_calls_as_accurately_as_fp32(tmp_path, monkeypatch) -> None
             summaries[precision] = summarise(evaluate_calls([(r.id, r.sequence) for r in records], evaluator))
     assert abs(summaries["auto"].median_identity - summaries["fp32"].median_identity) <= 0.01
     assert abs(summaries["auto"].mapped_fraction - summaries["fp32"].mapped_fraction) <= 0.05
+
+
+@pytest.mark.shared_data
+def test_the_r1041_starter_fine_tunes_on_a_dorado_bam_in_one_command(tmp_path) -> None:
+    """The model card's recipe: a folder of pod5 files + the aligned Dorado BAM with move tables, fine-tuned from the
+    shipped name; the result is a model directory for the same chemistry that calls the reads."""
+    pod5s = tmp_path / "pod5s"
+    pod5s.mkdir()
+    (pod5s / "reads.pod5").symlink_to(shared_data("r1041_remora/can_reads.pod5"))
+    bam, out = shared_data("r1041_remora/can_mappings.bam"), tmp_path / "my-r10"
+    args = ["train", str(pod5s), str(bam), "--model", "r10.4.1-4khz-starter", "-o", str(out), "--epochs", "2",
+            "--lr", "1e-3", "--warmup-steps", "2", "--valid-fraction", "0.2", "-q"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    info = load_config(out / "config.toml").info
+    assert (info.chemistry, info.sample_rate_hz) == ("r10.4.1", 4000)
+    assert len((out / "training.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    summary, _ = _r1041_held_out_summary(tmp_path, ["--model", str(out)])
+    assert summary.mapped_fraction > 0.5

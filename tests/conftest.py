@@ -22,6 +22,16 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture
+def three_mer_table(tmp_path: Path) -> Path:
+    """A 3-mer pore model in the ONT TSV format (level = 60 + the k-mer's index, pA), for `basecall simulate`."""
+    kmers = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]
+    table = tmp_path / "3mer.model"
+    rows = [f"{kmer}\t{60 + i}\t1.5\t1.2\t0.7" for i, kmer in enumerate(kmers)]
+    table.write_text("kmer\tlevel_mean\tlevel_stdv\tsd_mean\tsd_stdv\n" + "\n".join(rows) + "\n")
+    return table
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained small model directory (stride 5, chunks of 1000 samples): real code path, fast on CPU."""

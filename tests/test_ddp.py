@@ -75,13 +75,9 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 
 
 @pytest.fixture
-def labelled_data(tmp_path: Path) -> tuple[Path, Path]:
-    """Simulated labelled reads (12 reads, a 3-mer table written here) and a tiny config."""
-    kmers = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]
-    table = tmp_path / "3mer.model"
-    rows = [f"{kmer}\t{60 + i}\t1.5\t1.2\t0.7" for i, kmer in enumerate(kmers)]
-    table.write_text("kmer\tlevel_mean\tlevel_stdv\tsd_mean\tsd_stdv\n" + "\n".join(rows) + "\n")
-    args = ["simulate", "--pore-model", str(table), "--random-genome-length", "20000", "-n", "12",
+def labelled_data(tmp_path: Path, three_mer_table: Path) -> tuple[Path, Path]:
+    """Simulated labelled reads (12 reads of a 3-mer pore model) and a tiny config."""
+    args = ["simulate", "--pore-model", str(three_mer_table), "--random-genome-length", "20000", "-n", "12",
             "--mean-read-length", "1500", "--seed", "3", "-o", str(tmp_path / "sim"), "--format", "pod5", "-q"]  # fmt: skip
     assert CliRunner().invoke(cli, args).exit_code == 0
     config = tmp_path / "config.toml"

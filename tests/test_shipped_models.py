@@ -45,11 +45,13 @@ def test_the_default_for_r941_reads_is_the_accurate_model_and_calls_as_its_card_
 def test_every_shipped_model_calls_within_its_cards_accuracy(tmp_path, name: str) -> None:
     """The identity each card (and `basecall models`) states, measured with benchmarks/accuracy.py, holds to 0.015:
     an R9.4.1 model's on the SARS-CoV-2 reads (config.toml [info] identity_sarscov2), an R10.4.1 model's on the real
-    R10.4.1 reads it never trained on (the card's `held_out_identity`: [info] has no R10.4.1 field)."""
+    R10.4.1 reads it never trained on (the card's `held_out_identity`: [info] has no R10.4.1 field; at 5 kHz the one
+    real 5 kHz read with truth)."""
     info = load_config(shipped_models()[name] / "config.toml").info
     if info.chemistry == "r10.4.1":
         stated = _card_held_out_identity(name)
-        measured = _r1041_held_out_summary(tmp_path, ["--model", name])[0].median_identity
+        held_out = _r1041_held_out_summary if info.sample_rate_hz == 4000 else _r1041_5khz_summary
+        measured = held_out(tmp_path, ["--model", name])[0].median_identity
     else:
         assert info.chemistry == "r9.4.1", f"{name}: no reads to check a {info.chemistry} model on"
         assert info.identity_sarscov2 > 0, f"{name}: no measured SARS-CoV-2 identity in config.toml [info]"
@@ -96,11 +98,31 @@ def _r1041_held_out_summary(tmp_path, model_args: list[str]):
     return summary, result
 
 
-def test_the_r1041_model_is_listed_with_its_chemistry_and_sample_rate() -> None:
+def _r1041_5khz_summary(tmp_path, model_args: list[str]):
+    """`basecall basecaller` (with `model_args`) on the one real 5 kHz R10.4.1 read with truth (1,123 bases)."""
+    out = tmp_path / "r1041_5khz.fastq"
+    reads = shared_data("r1041_slorado/5khz_r10/one_5khz.blow5")
+    result = CliRunner().invoke(cli, ["basecaller", str(reads), "-o", str(out), *model_args])
+    assert result.exit_code == 0, result.output
+    with dnaio.open(out) as records:
+        called = [(record.id, record.sequence) for record in records]
+    assert len(called) == 1
+    summary = summarise(evaluate_calls(called, Evaluator(shared_data("derived/r1041_slorado_one_5khz.truth.fasta"))))
+    return summary, result
+
+
+@pytest.mark.parametrize("rate", ["4000 Hz", "5000 Hz"])
+def test_the_r1041_models_are_listed_with_their_chemistry_and_sample_rate(rate: str) -> None:
     result = CliRunner().invoke(cli, ["models"])
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.output.splitlines()]
-    assert any(row[0].startswith("r10.4.1-") and row[1:3] == ["r10.4.1", "4000 Hz"] for row in rows), result.output
+    assert any(row[0].startswith("r10.4.1-") and row[1:3] == ["r10.4.1", rate] for row in rows), result.output
+
+
+def _chosen_r1041_model(output: str) -> str:
+    """The shipped R10.4.1 model a run without --model names on stderr."""
+    (name,) = re.findall(r"no --model given: using (r10\.4\.1-\S+), the shipped model for r10\.4\.1 reads", output)
+    return name
 
 
 @pytest.mark.shared_data
@@ -108,7 +130,17 @@ def test_the_default_for_r1041_reads_is_the_r1041_model(tmp_path) -> None:
     """Real R10.4.1 reads (FLO-PRO114M, SQK-LSK114, 4 kHz) without --model get the shipped R10.4.1 model, named on
     stderr, and it calls the reads it never trained on as its card says."""
     summary, result = _r1041_held_out_summary(tmp_path, [])
-    (name,) = re.findall(r"no --model given: using (r10\.4\.1-\S+), the shipped model for r10\.4\.1 reads", result.output)
+    name = _chosen_r1041_model(result.output)
+    assert summary.mapped_fraction == 1.0
+    assert summary.median_identity >= _card_held_out_identity(name) - 0.015
+
+
+@pytest.mark.shared_data
+def test_the_default_for_5khz_r1041_reads_is_the_5khz_model(tmp_path) -> None:
+    """The real 5 kHz R10.4.1 read (FLO-PRO114M, SQK-LSK114) without --model gets the 5 kHz starter."""
+    summary, result = _r1041_5khz_summary(tmp_path, [])
+    name = _chosen_r1041_model(result.output)
+    assert load_config(shipped_models()[name] / "config.toml").info.sample_rate_hz == 5000
     assert summary.mapped_fraction == 1.0
     assert summary.median_identity >= _card_held_out_identity(name) - 0.015
 

@@ -104,6 +104,7 @@ class InfoConfig:
     # measured with the model's own run settings (its beam_width): benchmarks/accuracy.py and benchmarks/throughput.py
     identity_sarscov2: float = 0.0  # median identity of mapped reads, the R9.4.1 SARS-CoV-2 reads (never trained on)
     identity_lambda: float = 0.0  # the same on the R9.4.1 lambda reads
+    identity_held_out: float = 0.0  # the same on real reads of another chemistry it never trained on (its card's)
     cpu_samples_per_s: float = 0.0  # whole `basecall basecaller` run on the lambda reads, the 2-core test machine
 
     def listing(self) -> str:
@@ -112,7 +113,8 @@ class InfoConfig:
         return "\t".join([
             self.chemistry,
             f"{self.sample_rate_hz} Hz",
-            measured(self.identity_sarscov2, f"SARS-CoV-2 {self.identity_sarscov2:.3f}"),
+            measured(self.identity_sarscov2, f"SARS-CoV-2 {self.identity_sarscov2:.3f}")
+            if not self.identity_held_out else f"held-out {self.chemistry} reads {self.identity_held_out:.3f}",
             measured(self.identity_lambda, f"lambda {self.identity_lambda:.3f}"),
             measured(self.cpu_samples_per_s, f"{self.cpu_samples_per_s / 1e6:.2f} M samples/s (2 CPU cores)"),
             self.description,

@@ -45,11 +45,11 @@ def test_the_default_for_r941_reads_is_the_accurate_model_and_calls_as_its_card_
 def test_every_shipped_model_calls_within_its_cards_accuracy(tmp_path, name: str) -> None:
     """The identity each card (and `basecall models`) states, measured with benchmarks/accuracy.py, holds to 0.015:
     an R9.4.1 model's on the SARS-CoV-2 reads (config.toml [info] identity_sarscov2), an R10.4.1 model's on the real
-    R10.4.1 reads it never trained on (the card's `held_out_identity`: [info] has no R10.4.1 field; at 5 kHz the one
-    real 5 kHz read with truth)."""
+    R10.4.1 reads it never trained on ([info] identity_held_out: at 4 kHz the 4 held-out canonical reads, at 5 kHz the
+    one real 5 kHz read with truth)."""
     info = load_config(shipped_models()[name] / "config.toml").info
     if info.chemistry == "r10.4.1":
-        stated = _card_held_out_identity(name)
+        stated = _held_out_identity(name)
         held_out = _r1041_held_out_summary if info.sample_rate_hz == 4000 else _r1041_5khz_summary
         measured = held_out(tmp_path, ["--model", name])[0].median_identity
     else:
@@ -75,12 +75,11 @@ R1041_HELD_OUT = [  # the real 4 kHz R10.4.1 reads benchmarks/recipes/r1041.sh k
 ]  # fmt: skip
 
 
-def _card_held_out_identity(name: str) -> float:
-    """The median identity on `R1041_HELD_OUT` an R10.4.1 model's card states as `held_out_identity = 0.xxx`."""
-    card = (shipped_models()[name] / "MODEL_CARD.md").read_text()
-    stated = re.search(r"`held_out_identity = (\d\.\d+)`", card)
-    assert stated, f"{name}: MODEL_CARD.md states no `held_out_identity = ...`"
-    return float(stated.group(1))
+def _held_out_identity(name: str) -> float:
+    """The median identity on its held-out reads an R10.4.1 model's config.toml states ([info] identity_held_out)."""
+    stated = load_config(shipped_models()[name] / "config.toml").info.identity_held_out
+    assert stated > 0, f"{name}: no measured identity_held_out in config.toml [info]"
+    return stated
 
 
 def _r1041_held_out_summary(tmp_path, model_args: list[str]):
@@ -112,11 +111,13 @@ def _r1041_5khz_summary(tmp_path, model_args: list[str]):
 
 
 @pytest.mark.parametrize("rate", ["4000 Hz", "5000 Hz"])
-def test_the_r1041_models_are_listed_with_their_chemistry_and_sample_rate(rate: str) -> None:
+def test_the_r1041_models_are_listed_with_their_chemistry_sample_rate_and_identity(rate: str) -> None:
     result = CliRunner().invoke(cli, ["models"])
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.output.splitlines()]
-    assert any(row[0].startswith("r10.4.1-") and row[1:3] == ["r10.4.1", rate] for row in rows), result.output
+    listed = [row for row in rows if row[0].startswith("r10.4.1-") and row[1:3] == ["r10.4.1", rate]]
+    assert listed, result.output
+    assert all(re.fullmatch(r"held-out r10\.4\.1 reads 0\.\d{3}", row[3]) for row in listed), result.output
 
 
 def _chosen_r1041_model(output: str) -> str:
@@ -132,7 +133,7 @@ def test_the_default_for_r1041_reads_is_the_r1041_model(tmp_path) -> None:
     summary, result = _r1041_held_out_summary(tmp_path, [])
     name = _chosen_r1041_model(result.output)
     assert summary.mapped_fraction == 1.0
-    assert summary.median_identity >= _card_held_out_identity(name) - 0.015
+    assert summary.median_identity >= _held_out_identity(name) - 0.015
 
 
 @pytest.mark.shared_data
@@ -142,7 +143,7 @@ def test_the_default_for_5khz_r1041_reads_is_the_5khz_model(tmp_path) -> None:
     name = _chosen_r1041_model(result.output)
     assert load_config(shipped_models()[name] / "config.toml").info.sample_rate_hz == 5000
     assert summary.mapped_fraction == 1.0
-    assert summary.median_identity >= _card_held_out_identity(name) - 0.015
+    assert summary.median_identity >= _held_out_identity(name) - 0.015
 
 
 @pytest.mark.shared_data

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Train an R10.4.1 DNA model (4 kHz) the way the shipped r10.4.1-4khz-starter was made:
-#   1. simulate 1,500 reads (≈ 6 M bases) from a random 3 Mb genome with the R10.4.1 9-mer pore model (Uncalled4) at
-#      4 kHz, 400 bases/s, 1,500 more from a second random genome, and 60 from a third to validate on;
-#   2. pre-train on the first 1,500 + 9 real labelled R10.4.1 reads (6 epochs, 32 chunks per step, peak lr 2e-3);
-#   3. go on on the second 1,500 + the 9 real reads + 10 real reads of a CpG-methylated sample (3 epochs, lr 1e-3);
+#   1. simulate 1,500 reads (≈ 6 M bases) from a random 3 Mb genome (seed 41) with the R10.4.1 9-mer pore model
+#      (Uncalled4) at 4 kHz, 400 bases/s, and 60 from another (seed 42) to validate pre-training on;
+#   2. pre-train (cycle 1) on those 1,500 + 9 real labelled R10.4.1 reads (6 epochs, 32 chunks per step, lr 2e-3);
+#   3. cycles 2 .. CYCLES (default 3): go on on 1,500 reads of a new random genome (seed 41 + cycle) + the 9 real reads
+#      + 10 real reads of a CpG-methylated sample (3 epochs, lr 1e-3 each);
 #   4. fine-tune on the 19 real reads alone (40 epochs, lr 1e-3), validating on a tenth real read.
 # The real reads are r1041_remora's (labels: the BAMs' move tables + MD), split by sorted read id: of the 14 in
 # can_reads.pod5 the first 4 are held out of everything (OUT/real/held_out.txt: evaluate on them), the 5th validates
-# stage 3, the other 9 train; of the 14 in mod_reads.pod5 the first 4 are held out (OUT/real/mod_held_out.txt) and 10
-# train. The model is OUT/stage3. Evaluate it on reads it never trained on with
-#   python benchmarks/accuracy.py --model OUT/stage3 --sets r1041 r1041mod r1041chr4 --preset sensitive \
+# step 4, the other 9 train; of the 14 in mod_reads.pod5 the first 4 are held out (OUT/real/mod_held_out.txt) and 10
+# train. The model is OUT/model. Evaluate it on reads it never trained on with
+#   python benchmarks/accuracy.py --model OUT/model --sets r1041 r1041mod r1041chr4 --preset sensitive \
 #       --read-ids r1041=OUT/real/held_out.txt --read-ids r1041mod=OUT/real/mod_held_out.txt
 # (the chr4 read, another region of the genome, was never trained on either).
 #
@@ -17,8 +18,9 @@
 # CONFIG.toml: an architecture whose [info] says r10.4.1 at 4000 Hz (benchmarks/recipes/r1041-small.toml).
 # Extra train options go to every stage, e.g. `--device cuda`. TRAIN="torchrun --standalone --nproc-per-node 2 -m
 # basecall train" trains on two processes (with OMP_NUM_THREADS=1: faster than one process on a 2-core CPU); BATCH
-# (32 chunks per step in all), SIM_READS and STAGE{1,2,3}_EPOCHS change the schedule. Run the same command
-# again after a stop (Ctrl-C, a crash, the end of a session): each stage goes on from its last whole epoch.
+# (32 chunks per step in all), SIM_READS, CYCLES, CYCLE1_EPOCHS, CYCLE_EPOCHS and FINE_TUNE_EPOCHS change the
+# schedule. Run the same command again after a stop (Ctrl-C, a crash, the end of a session): each stage goes on from
+# its last whole epoch.
 set -euo pipefail
 USAGE="usage: r1041.sh CONFIG.toml OUT_DIR [SHARED_DATA] [train options...]"
 CONFIG=${1:?$USAGE}
@@ -68,14 +70,16 @@ REAL=("$OUT/real/train.pod5" "$CAN/can_mappings.bam")
 MOD=("$OUT/real/mod_train.pod5" "$CAN/mod_mappings.bam")
 simulate sim 41 "${SIM_READS:-1500}"
 simulate sim_valid 42 60
-simulate sim2 43 "${SIM_READS:-1500}"
 "${TRAIN_COMMAND[@]}" "$OUT/sim/labels.hdf5" "${REAL[@]}" --valid "$OUT/sim_valid/labels.hdf5" \
-    --config "$CONFIG" -o "$OUT/stage1" $(resume "$OUT/stage1") \
-    --epochs "${STAGE1_EPOCHS:-6}" --batch-size "$BATCH_PER_PROCESS" --lr 2e-3 --warmup-steps 200 --seed 1 "$@"
-"${TRAIN_COMMAND[@]}" "$OUT/sim2/labels.hdf5" "${REAL[@]}" "${MOD[@]}" --valid "$OUT/sim_valid/labels.hdf5" \
-    --model "$OUT/stage1" -o "$OUT/stage2" $(resume "$OUT/stage2") \
-    --epochs "${STAGE2_EPOCHS:-3}" --batch-size "$BATCH_PER_PROCESS" --lr 1e-3 --warmup-steps 100 --seed 1 "$@"
+    --config "$CONFIG" -o "$OUT/cycle1" $(resume "$OUT/cycle1") \
+    --epochs "${CYCLE1_EPOCHS:-6}" --batch-size "$BATCH_PER_PROCESS" --lr 2e-3 --warmup-steps 200 --seed 1 "$@"
+for ((cycle = 2; cycle <= ${CYCLES:-3}; cycle++)); do
+    simulate "sim$cycle" $((41 + cycle)) "${SIM_READS:-1500}"
+    "${TRAIN_COMMAND[@]}" "$OUT/sim$cycle/labels.hdf5" "${REAL[@]}" "${MOD[@]}" --valid "$OUT/sim_valid/labels.hdf5" \
+        --model "$OUT/cycle$((cycle - 1))" -o "$OUT/cycle$cycle" $(resume "$OUT/cycle$cycle") \
+        --epochs "${CYCLE_EPOCHS:-3}" --batch-size "$BATCH_PER_PROCESS" --lr 1e-3 --warmup-steps 100 --seed 1 "$@"
+done
 "${TRAIN_COMMAND[@]}" "${REAL[@]}" "${MOD[@]}" --valid "$OUT/real/valid.pod5" --valid "$CAN/can_mappings.bam" \
-    --model "$OUT/stage2" -o "$OUT/stage3" $(resume "$OUT/stage3") \
-    --epochs "${STAGE3_EPOCHS:-40}" --batch-size "$BATCH_PER_PROCESS" --lr 1e-3 --warmup-steps 20 --seed 5 "$@"
-echo "model: $OUT/stage3 (never trained on: the reads in $OUT/real/held_out.txt and $OUT/real/mod_held_out.txt)"
+    --model "$OUT/cycle${CYCLES:-3}" -o "$OUT/model" $(resume "$OUT/model") \
+    --epochs "${FINE_TUNE_EPOCHS:-40}" --batch-size "$BATCH_PER_PROCESS" --lr 1e-3 --warmup-steps 20 --seed 5 "$@"
+echo "model: $OUT/model (never trained on: the reads in $OUT/real/held_out.txt and $OUT/real/mod_held_out.txt)"

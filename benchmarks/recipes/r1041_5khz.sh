@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fine-tune the 4 kHz R10.4.1 starter for 5 kHz reads, after benchmarks/recipes/r1041.sh. Tried for
 # r10.4.1-5khz-starter and NOT shipped: it gains on held-out reads resampled to 5 kHz but loses the one real 5 kHz read
-# (models/r10.4.1-5khz-starter/MODEL_CARD.md has the numbers; the shipped model is the 4 kHz weights at 5 kHz settings).
+# (models/r10.4.1-5khz-starter/MODEL_CARD.md has the numbers; the shipped one is the two-cycle 4 kHz weights at 5 kHz settings).
 # Kept to rerun when labelled 5 kHz reads exist (add them to stage 4's data). The steps:
 #   1. the 4 kHz model's config is set to 5 kHz (chunks of 5,000 samples overlapping by 600: the same bases a chunk);
 #   2. the 19 real training reads and the validation read of r1041.sh (OUT/real) are resampled to 5 kHz
@@ -13,7 +13,7 @@
 # (r1041_slorado/5khz_r10/one_5khz.blow5) and OUT/5khz/held_out.pod5, OUT/5khz/mod_held_out.pod5 (resampled).
 #
 #   bash benchmarks/recipes/r1041_5khz.sh OUT_DIR [SHARED_DATA] [train options...]
-# OUT_DIR: where benchmarks/recipes/r1041.sh ran (its real/ subsets and stage3 model); MODEL=DIR starts from another
+# OUT_DIR: where benchmarks/recipes/r1041.sh ran (its real/ subsets and model); MODEL=DIR starts from another
 # 4 kHz model (e.g. MODEL=models/r10.4.1-4khz-starter). TRAIN, BATCH and resuming work as in r1041.sh.
 set -euo pipefail
 USAGE="usage: r1041_5khz.sh OUT_DIR [SHARED_DATA] [train options...]"
@@ -31,10 +31,10 @@ resume() { [ -f "$1/checkpoint.pt" ] && echo --resume; }
 mkdir -p "$FIVE/init"
 
 if [ ! -f "$FIVE/init/config.toml" ]; then
-    cp "${MODEL:-$OUT/stage3}/weights.safetensors" "$FIVE/init/"
+    cp "${MODEL:-$OUT/model}/weights.safetensors" "$FIVE/init/"
     sed -e 's/^sample_rate_hz = 4000/sample_rate_hz = 5000/' -e 's/^chunksize = 4000/chunksize = 5000/' \
         -e 's/^overlap = 500/overlap = 600/' -e 's/^qscale = .*/qscale = 1.0/' -e 's/^qbias = .*/qbias = 0.0/' \
-        -e 's/4 kHz/5 kHz/' "${MODEL:-$OUT/stage3}/config.toml" > "$FIVE/init/config.toml"
+        -e 's/4 kHz/5 kHz/' "${MODEL:-$OUT/model}/config.toml" > "$FIVE/init/config.toml"
 fi
 resampled() {  # OUTPUT INPUTS...
     [ -f "$1" ] || python "$HERE/resample_reads.py" --rate 5000 -o "$@"

@@ -26,11 +26,7 @@ READS=(
     "$DATA/r941_taiyaki/mapped_signal_file/mapped_reads_1.hdf5" "$DATA/r941_remora_mapsig_2021/can_tai_map_sig.hdf5"
 )
 if [ -f "$STUDENT" ]; then START=(--config "$STUDENT"); else START=(--model "$STUDENT"); fi
-read -r -a TRAIN_COMMAND <<< "${TRAIN:-basecall train}"
-PROCESSES=1
-[[ "${TRAIN:-}" =~ --nproc-per-node[\ =]([0-9]+) ]] && PROCESSES=${BASH_REMATCH[1]}
-RESUME=()
-[ -f "$OUT/checkpoint.pt" ] && RESUME=(--resume)
-"${TRAIN_COMMAND[@]}" "${READS[@]}" --teacher "$TEACHER" "${START[@]}" -o "$OUT" "${RESUME[@]}" \
-    --epochs "${EPOCHS:-8}" --batch-size $((${BATCH:-32} / PROCESSES)) --lr "${LR:-1e-3}" --warmup-steps 100 --seed 3 "$@"
+. "$(dirname "$0")/train_command.sh"
+"${TRAIN_COMMAND[@]}" "${READS[@]}" --teacher "$TEACHER" "${START[@]}" -o "$OUT" $(resume "$OUT") \
+    --epochs "${EPOCHS:-8}" --batch-size "$BATCH_PER_PROCESS" --lr "${LR:-1e-3}" --warmup-steps 100 --seed 3 "$@"
 echo "model: $OUT"

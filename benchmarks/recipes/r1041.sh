@@ -42,10 +42,7 @@ MOD_TRAIN_IDS=(42cea76a-5e83-4091-b6fb-24db5b9bcaf6 4b020a85-ac35-4128-97b6-5f99
     65b2826f-123c-4726-a82c-ab9dbc808098 6ae16207-e8cb-4263-bd8b-beda89d536b1 80baa72f-811d-4679-8115-b242102505d6
     869b4f66-a4f3-4182-9454-7ca750fcdf99 971d608b-73ba-4aca-af67-c5fca3fe9998 bb702179-11b4-4e73-a399-e12daf780cb4
     bbfe1935-3a62-4f07-8ff1-3625ee405f94 bf21390b-962a-47d8-aaa7-35a36f87520c)  # the other 10
-read -r -a TRAIN_COMMAND <<< "${TRAIN:-basecall train}"
-PROCESSES=1
-[[ "${TRAIN:-}" =~ --nproc-per-node[\ =]([0-9]+) ]] && PROCESSES=${BASH_REMATCH[1]}
-BATCH_PER_PROCESS=$((${BATCH:-32} / PROCESSES))
+. "$(dirname "$0")/train_command.sh"
 mkdir -p "$OUT/real"
 
 simulate() {  # OUT_SUBDIR SEED N_READS: 4 kHz R10.4.1 reads from a random genome of the seed's own
@@ -59,7 +56,6 @@ subset() {  # NAME POD5 IDS...: OUT/real/NAME.pod5 with these reads of POD5 (the
     [ -f "$OUT/real/$name.pod5" ] || pod5 filter "$pod5" --ids "$OUT/real/$name.txt" \
         --output "$OUT/real/$name.pod5" > /dev/null
 }
-resume() { [ -f "$1/checkpoint.pt" ] && echo --resume; }  # a stopped run goes on where it stopped
 
 subset held_out "$CAN/can_reads.pod5" "${HELD_OUT[@]}"
 subset valid "$CAN/can_reads.pod5" "${VALID[@]}"

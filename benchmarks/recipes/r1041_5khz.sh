@@ -23,11 +23,7 @@ shift $(($# < 2 ? $# : 2))
 HERE=$(dirname "$0")
 CAN=$DATA/r1041_remora
 FIVE=$OUT/5khz
-read -r -a TRAIN_COMMAND <<< "${TRAIN:-basecall train}"
-PROCESSES=1
-[[ "${TRAIN:-}" =~ --nproc-per-node[\ =]([0-9]+) ]] && PROCESSES=${BASH_REMATCH[1]}
-BATCH_PER_PROCESS=$((${BATCH:-32} / PROCESSES))
-resume() { [ -f "$1/checkpoint.pt" ] && echo --resume; }
+. "$(dirname "$0")/train_command.sh"
 mkdir -p "$FIVE/init"
 
 if [ ! -f "$FIVE/init/config.toml" ]; then
@@ -44,12 +40,13 @@ resampled "$FIVE/train.hdf5" "$OUT/real/train.pod5" "$CAN/can_mappings.bam" "$OU
 resampled "$FIVE/valid.hdf5" "$OUT/real/valid.pod5" "$CAN/can_mappings.bam"
 resampled "$FIVE/held_out.pod5" "$OUT/real/held_out.pod5"
 resampled "$FIVE/mod_held_out.pod5" "$OUT/real/mod_held_out.pod5"
-[ -f "$FIVE/sim/labels.hdf5" ] || basecall simulate --pore-model "$DATA/pore_models/uncalled4/dna_r10.4.1_400bps_9mer.npz" \
-    --chemistry r10.4.1 --sample-rate 5000 --random-genome-length 3000000 -n "${SIM_READS:-1500}" \
-    --mean-read-length 4000 --seed 51 -o "$FIVE/sim" -q
-[ -f "$FIVE/sim_valid/labels.hdf5" ] || basecall simulate --pore-model \
-    "$DATA/pore_models/uncalled4/dna_r10.4.1_400bps_9mer.npz" --chemistry r10.4.1 --sample-rate 5000 \
-    --random-genome-length 3000000 -n 60 --mean-read-length 4000 --seed 52 -o "$FIVE/sim_valid" -q
+simulate() {  # OUT_SUBDIR SEED N_READS: 5 kHz R10.4.1 reads from a random genome of the seed's own
+    [ -f "$FIVE/$1/labels.hdf5" ] || basecall simulate --pore-model "$DATA/pore_models/uncalled4/dna_r10.4.1_400bps_9mer.npz" \
+        --chemistry r10.4.1 --sample-rate 5000 --random-genome-length 3000000 -n "$3" --mean-read-length 4000 \
+        --seed "$2" -o "$FIVE/$1" -q
+}
+simulate sim 51 "${SIM_READS:-1500}"
+simulate sim_valid 52 60
 "${TRAIN_COMMAND[@]}" "$FIVE/sim/labels.hdf5" "$FIVE/train.hdf5" --valid "$FIVE/sim_valid/labels.hdf5" \
     --model "$FIVE/init" -o "$FIVE/stageA" $(resume "$FIVE/stageA") \
     --epochs "${STAGEA_EPOCHS:-2}" --batch-size "$BATCH_PER_PROCESS" --lr 1e-3 --warmup-steps 100 --seed 1 "$@"

@@ -24,7 +24,7 @@ simulate() {  # OUT_SUBDIR SEED: reads from a random genome of the seed's own
     [ -f "$OUT/$1/labels.hdf5" ] || basecall simulate --pore-model "$DATA/pore_models/kmer_models/template_median68pA.model" \
         --random-genome-length 3000000 -n "${SIM_READS:-2400}" --mean-read-length 4000 --seed "$2" -o "$OUT/$1" -q
 }
-resume() { [ -f "$1/checkpoint.pt" ] && echo --resume; }  # a stopped run goes on where it stopped
+. "$(dirname "$0")/train_command.sh"  # resume()
 simulate sim 21
 basecall train "$OUT/sim/labels.hdf5" "${REAL[@]}" --config "$CONFIG" -o "$OUT/stage1" $(resume "$OUT/stage1") \
     --epochs "${STAGE1_EPOCHS:-10}" --batch-size 32 --lr 2e-3 --warmup-steps 300 --seed 1 "$@"
